@@ -1,0 +1,1 @@
+"""dokku-powersync: PowerSync Service instances as Dokku apps, journaled and replayable."""

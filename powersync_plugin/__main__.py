@@ -1,0 +1,3 @@
+from powersync_plugin.cli import main
+
+main()

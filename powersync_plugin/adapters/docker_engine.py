@@ -1,0 +1,288 @@
+"""The one place that talks to the Docker engine.
+
+It observes an app's containers (Dokku names and labels them), builds the one-layer derived image
+that carries the readiness health check, and runs HTTP requests *inside* a container with the
+image's own `node`, so the plugin never needs a route to container IPs and works the same on
+every Docker network layout.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from powersync_plugin.core.errors import DomainError
+
+DERIVED_REPOSITORY = "dokku-powersync/powersync-service"
+LABEL_BASE_IMAGE = "com.dokku.powersync.base-image"
+LABEL_BASE_DIGEST = "com.dokku.powersync.base-digest"
+LABEL_BASE_VERSION = "com.dokku.powersync.base-version"
+
+# Dokku runs only `startup` checks, from /app/app.json in the image (zero-downtime facts).
+APP_JSON = {
+    "healthchecks": {
+        "web": [
+            {
+                "type": "startup",
+                "name": "powersync readiness",
+                "path": "/probes/readiness",
+                "port": 8080,
+                "attempts": 30,
+                "wait": 1,
+                "timeout": 2,
+            }
+        ]
+    }
+}
+
+# Runs inside the instance container. Redirects are not followed: a 3xx is not readiness.
+_HTTP_SCRIPT = r"""
+const [method, url, headersJson, timeoutMs, stopAt, ...parts] = process.argv.slice(1);
+const body = parts.length ? Buffer.from(parts.join(''), 'base64').toString('utf8') : undefined;
+const signal = AbortSignal.timeout(Number(timeoutMs));
+(async () => {
+  try {
+    const res = await fetch(url, {method, headers: JSON.parse(headersJson), body, redirect: 'manual', signal});
+    let text = '';
+    const reader = res.body ? res.body.getReader() : null;
+    const decoder = new TextDecoder();
+    while (reader) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, {stream: true});
+      if ((stopAt && text.includes(stopAt)) || text.length > 262144) { await reader.cancel(); break; }
+    }
+    process.stdout.write(JSON.stringify({status: res.status, body: text}));
+  } catch (e) {
+    process.stdout.write(JSON.stringify({status: 0, error: String(e && e.message || e)}));
+  }
+})();
+"""
+_ARG_CHUNK = 65536
+
+
+class DockerUnavailable(DomainError):
+    pass
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    id: str
+    name: str
+    image: str
+    running: bool
+    restart_count: int
+    exit_code: int
+    started_at: str
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int
+    body: str
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class ImageView:
+    id: str
+    tags: tuple[str, ...]
+    digest: str
+    labels: Mapping[str, str]
+
+
+class DockerEngine:
+    def __init__(self) -> None:
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env()
+                self._client.ping()
+            except Exception as exc:  # the SDK raises several types for "no daemon"
+                raise DockerUnavailable(f"Cannot reach the Docker engine: {exc}") from None
+        return self._client
+
+    def web_container(self, app: str) -> Optional[ContainerView]:
+        """The app's current web container (`APP.web.1`), running or not."""
+        import docker.errors
+
+        try:
+            container = self.client.containers.get(f"{app}.web.1")
+        except docker.errors.NotFound:
+            return None
+        return _view(container)
+
+    def container(self, container_id: str) -> Optional[ContainerView]:
+        import docker.errors
+
+        try:
+            return _view(self.client.containers.get(container_id))
+        except docker.errors.NotFound:
+            return None
+
+    def image(self, reference: str) -> Optional[ImageView]:
+        import docker.errors
+
+        try:
+            image = self.client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            return None
+        digests = image.attrs.get("RepoDigests") or []
+        # Locally built images have no registry digest; their content id identifies them.
+        digest = digests[0].split("@", 1)[1] if digests else image.id
+        return ImageView(id=image.id, tags=tuple(image.tags), digest=digest, labels=image.labels or {})
+
+    def pull(self, reference: str) -> ImageView:
+        import docker.errors
+
+        repository, _, tag = reference.rpartition(":")
+        try:
+            self.client.images.pull(repository, tag=tag)
+        except docker.errors.APIError as exc:
+            raise DomainError(f"Cannot pull {reference}: {exc.explanation or exc}") from None
+        found = self.image(reference)
+        assert found is not None
+        return found
+
+    def build_derived(self, base: ImageView, base_reference: str, version: str) -> str:
+        """Build (or reuse) the one-layer image `FROM base` + /app/app.json; return its tag."""
+        short = base.digest.split(":", 1)[-1][:12]
+        tag = f"{DERIVED_REPOSITORY}:{version}-{short}"
+        existing = self.image(tag)
+        if existing is not None and existing.labels.get(LABEL_BASE_DIGEST) == base.digest:
+            return tag
+        dockerfile = (
+            f"FROM {base.id}\n"
+            f'LABEL {LABEL_BASE_IMAGE}="{base_reference}" {LABEL_BASE_DIGEST}="{base.digest}" '
+            f'{LABEL_BASE_VERSION}="{version}"\n'
+            "COPY app.json /app/app.json\n"
+        )
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as archive:
+            for name, data in (("Dockerfile", dockerfile), ("app.json", json.dumps(APP_JSON, indent=2) + "\n")):
+                raw = data.encode()
+                info = tarfile.TarInfo(name)
+                info.size = len(raw)
+                info.mode = 0o644
+                archive.addfile(info, io.BytesIO(raw))
+        context.seek(0)
+        self.client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, pull=False)
+        return tag
+
+    def http(
+        self,
+        container_id: str,
+        method: str,
+        path: str,
+        headers: Optional[Mapping[str, str]] = None,
+        body: Optional[str] = None,
+        timeout: float = 5.0,
+        stop_at: str = "",
+        port: int = 8080,
+    ) -> HttpResult:
+        encoded = base64.b64encode(body.encode()).decode() if body is not None else ""
+        chunks = [encoded[i : i + _ARG_CHUNK] for i in range(0, len(encoded), _ARG_CHUNK)]
+        command = [
+            "node",
+            "-e",
+            _HTTP_SCRIPT,
+            method,
+            f"http://127.0.0.1:{port}{path}",
+            json.dumps(dict(headers or {})),
+            str(int(timeout * 1000)),
+            stop_at,
+            *chunks,
+        ]
+        import docker.errors
+
+        try:
+            container = self.client.containers.get(container_id)
+            exit_code, output = container.exec_run(command, demux=False)
+        except (docker.errors.NotFound, docker.errors.APIError) as exc:
+            return HttpResult(status=0, body="", error=f"container unavailable: {exc}")
+        try:
+            parsed = json.loads(output.decode(errors="replace"))
+        except ValueError:
+            return HttpResult(status=0, body="", error=f"probe failed (exit {exit_code})")
+        return HttpResult(status=parsed.get("status", 0), body=parsed.get("body", ""), error=parsed.get("error", ""))
+
+    def wait_stays_up(self, container_id: str, seconds: float) -> Optional[ContainerView]:
+        """Watch a container for `seconds`; return it if it kept running without a restart."""
+        deadline = time.monotonic() + seconds
+        view = self.container(container_id)
+        while view is not None and view.running and view.restart_count == 0:
+            if time.monotonic() >= deadline:
+                return view
+            time.sleep(0.5)
+            view = self.container(container_id)
+        return None
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        import docker.errors
+
+        try:
+            return self.client.containers.get(container_id).logs(tail=lines).decode(errors="replace")
+        except docker.errors.NotFound:
+            return ""
+
+
+def _view(container) -> ContainerView:
+    state = container.attrs.get("State", {})
+    return ContainerView(
+        id=container.id,
+        name=container.name,
+        image=container.attrs.get("Config", {}).get("Image", ""),
+        running=bool(state.get("Running")),
+        restart_count=int(container.attrs.get("RestartCount", 0) or 0),
+        exit_code=int(state.get("ExitCode", 0) or 0),
+        started_at=state.get("StartedAt", ""),
+    )
+
+
+def quick_container_status(container_name: str, socket_path: str = "/var/run/docker.sock") -> str:
+    """`running`, `stopped` or `missing`, from one Docker API call without importing the SDK
+    (read commands must stay fast)."""
+    import http.client
+    import socket
+
+    class _UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(5)
+            self.sock.connect(socket_path)
+
+    connection = _UnixConnection("localhost")
+    try:
+        connection.request("GET", f"/containers/{container_name}/json")
+        response = connection.getresponse()
+        body = response.read()
+    except OSError:
+        return "unknown (Docker unreachable)"
+    finally:
+        connection.close()
+    if response.status == 404:
+        return "missing"
+    try:
+        running = json.loads(body)["State"]["Running"]
+    except (ValueError, KeyError):
+        return "unknown"
+    return "running" if running else "stopped"

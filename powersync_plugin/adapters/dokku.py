@@ -1,0 +1,170 @@
+"""The one place that runs `dokku`.
+
+Every call into Dokku goes through `Dokku.run`, so the surface the plugin depends on (and the test
+harness reproduces) is the list of methods below. Output of Dokku commands is captured, never
+streamed: `config:set` echoes values in clear text, so only redacted tails are ever shown.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+from powersync_plugin.core.errors import DomainError
+from powersync_plugin.redact import Redactor
+
+APP_MISSING_EXIT = 20
+NO_CHANGES = "No changes detected"
+
+
+class DokkuCommandFailed(DomainError):
+    def __init__(self, message: str, returncode: int, output: str = ""):
+        super().__init__(message)
+        self.returncode = returncode
+        self.output = output
+
+
+@dataclass
+class CallTimer:
+    """Wall time spent inside Dokku, so benchmarks can report the plugin's own overhead."""
+
+    seconds: float = 0.0
+    calls: int = 0
+
+
+@dataclass
+class Dokku:
+    redactor: Redactor
+    timer: CallTimer = field(default_factory=CallTimer)
+    binary: str = "dokku"
+
+    def run(self, *args: str, input: Optional[str] = None, check: bool = True) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        env["DOKKU_QUIET_OUTPUT"] = "1"
+        started = time.monotonic()
+        try:
+            result = subprocess.run(
+                [self.binary, *args],
+                input=input if input is not None else "",
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+        finally:
+            self.timer.seconds += time.monotonic() - started
+            self.timer.calls += 1
+        if check and result.returncode != 0:
+            raise self.failure(args, result)
+        return result
+
+    def failure(self, args: Sequence[str], result: subprocess.CompletedProcess) -> DokkuCommandFailed:
+        output = self.redactor.text((result.stdout or "") + (result.stderr or ""))
+        tail = "\n".join(line for line in output.strip().splitlines()[-8:])
+        command = "dokku " + " ".join(self.redactor.argument(arg) for arg in args[:3])
+        return DokkuCommandFailed(f"`{command}` failed (exit {result.returncode}):\n{tail}", result.returncode, output)
+
+    # apps
+    def app_exists(self, app: str) -> bool:
+        result = self.run("apps:exists", app, check=False)
+        if result.returncode == 0:
+            return True
+        if result.returncode == APP_MISSING_EXIT:
+            return False
+        raise self.failure(("apps:exists", app), result)
+
+    def apps_create(self, app: str) -> None:
+        self.run("apps:create", app)
+
+    def apps_destroy(self, app: str) -> None:
+        self.run("apps:destroy", app, "--force")
+
+    # config
+    def config(self, app: str) -> dict[str, str]:
+        """All of an app's config vars in one call (values may be secrets: handle with care)."""
+        result = self.run("config:export", "--format", "json", app)
+        text = result.stdout.strip()
+        return json.loads(text) if text else {}
+
+    def config_keys(self, app: str) -> list[str]:
+        return [line.strip() for line in self.run("config:keys", app).stdout.splitlines() if line.strip()]
+
+    def config_set(self, app: str, values: Mapping[str, str], restart: bool) -> str:
+        if not values:
+            return ""
+        flags = [] if restart else ["--no-restart"]
+        pairs = [f"{key}={value}" for key, value in values.items()]
+        return self.run("config:set", *flags, app, *pairs).stdout
+
+    def config_unset(self, app: str, keys: Iterable[str], restart: bool) -> str:
+        keys = list(keys)
+        if not keys:
+            return ""
+        flags = [] if restart else ["--no-restart"]
+        return self.run("config:unset", *flags, app, *keys).stdout
+
+    # ports, domains, resources
+    def ports_map(self, app: str) -> list[str]:
+        return self.run("ports:report", app, "--ports-map").stdout.split()
+
+    def ports_set(self, app: str, *mappings: str) -> None:
+        self.run("ports:set", app, *mappings)
+
+    def memory_limit(self, app: str, memory: str) -> None:
+        self.run("resource:limit", "--memory", memory, app)
+
+    def vhosts(self, app: str) -> list[str]:
+        return self.run("domains:report", app, "--domains-app-vhosts").stdout.split()
+
+    def tls_enabled(self, app: str) -> bool:
+        """True when the letsencrypt plugin manages a certificate for the app."""
+        result = self.run("letsencrypt:active", app, check=False)
+        return result.returncode == 0 and result.stdout.strip() == "true"
+
+    # deploys
+    def deploy_image(self, app: str, image: str) -> bool:
+        """Deploy `image`; False when Dokku reports the image unchanged (a no-op, not a failure)."""
+        result = self.run("git:from-image", app, image, check=False)
+        if result.returncode == 0:
+            return True
+        if NO_CHANGES in (result.stdout + result.stderr):
+            return False
+        raise self.failure(("git:from-image", app, image), result)
+
+    def restart(self, app: str) -> None:
+        self.run("ps:restart", app)
+
+    def stop(self, app: str) -> None:
+        self.run("ps:stop", app)
+
+    def run_oneoff(self, app: str, *command: str) -> subprocess.CompletedProcess:
+        """A one-off container with the app's image, env and docker options (links included)."""
+        return self.run("run", app, *command, check=False)
+
+    # dokku-postgres
+    def postgres_exists(self, service: str) -> bool:
+        return self.run("postgres:exists", service, check=False).returncode == 0
+
+    def postgres_links(self, service: str) -> list[str]:
+        value = self.run("postgres:info", service, "--links").stdout.strip()
+        return [] if value in ("", "-") else value.split()
+
+    def postgres_dsn(self, service: str) -> str:
+        return self.run("postgres:info", service, "--dsn").stdout.strip()
+
+    def postgres_link(self, service: str, app: str) -> None:
+        self.run("postgres:link", service, app, "--no-restart")
+
+    def postgres_unlink(self, service: str, app: str) -> None:
+        self.run("postgres:unlink", service, app, "--no-restart")
+
+    def postgres_query(self, service: str, sql: str) -> list[list[str]]:
+        """Rows of a query run through `postgres:connect`, as unaligned tuples."""
+        script = "\\pset tuples_only on\n\\pset format unaligned\n\\pset fieldsep '|'\n" + sql
+        result = self.run("postgres:connect", service, input=script)
+        return [line.split("|") for line in result.stdout.splitlines() if line and not line.startswith(("Tuples", "Output", "Field"))]
+
+    def postgres_restart(self, service: str) -> None:
+        self.run("postgres:restart", service)

@@ -1,0 +1,82 @@
+"""The PowerSync Service's HTTP surface as the plugin uses it: probes, admin API, sync stream.
+
+Requests run inside the instance container (see DockerEngine.http).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from powersync_plugin.adapters.docker_engine import DockerEngine, HttpResult
+
+
+@dataclass(frozen=True)
+class Validation:
+    valid: bool
+    errors: tuple[str, ...]
+    reachable: bool = True
+
+
+class PowerSyncApi:
+    def __init__(self, docker: DockerEngine, container_id: str, api_token: str):
+        self.docker = docker
+        self.container_id = container_id
+        self.api_token = api_token
+
+    def readiness(self) -> HttpResult:
+        return self.docker.http(self.container_id, "GET", "/probes/readiness", timeout=3)
+
+    def validate_rules(self, content: str) -> Validation:
+        result = self.docker.http(
+            self.container_id,
+            "POST",
+            "/api/sync-rules/v1/validate",
+            headers={"Authorization": f"Bearer {self.api_token}", "Content-Type": "application/yaml"},
+            body=content,
+            timeout=15,
+        )
+        if result.status == 0 or result.status >= 500 or result.status in (401, 403, 404):
+            return Validation(valid=False, errors=(result.error or f"HTTP {result.status}",), reachable=False)
+        payload = result.json() or {}
+        data = payload.get("data", payload) if isinstance(payload, dict) else {}
+        errors = tuple(_error_text(item) for item in data.get("errors", []) if _is_fatal(item))
+        valid = bool(data.get("valid", not errors)) and not errors
+        return Validation(valid=valid, errors=errors)
+
+    def diagnostics(self) -> Optional[dict]:
+        result = self.docker.http(
+            self.container_id,
+            "POST",
+            "/api/admin/v1/diagnostics",
+            headers={"Authorization": f"Bearer {self.api_token}", "Content-Type": "application/json"},
+            body=json.dumps({}),
+            timeout=10,
+        )
+        return result.json() if result.ok else None
+
+    def open_sync_stream(self, token: str) -> HttpResult:
+        """Start a sync stream as a client would and read up to the first complete checkpoint."""
+        return self.docker.http(
+            self.container_id,
+            "POST",
+            "/sync/stream",
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+            body=json.dumps({"buckets": [], "include_checksum": True, "raw_data": True}),
+            timeout=15,
+            stop_at="checkpoint_complete",
+        )
+
+
+def _is_fatal(item) -> bool:
+    return not isinstance(item, dict) or item.get("level", "fatal") in ("fatal", "error")
+
+
+def _error_text(item) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    message = item.get("message", str(item))
+    location = item.get("location") or {}
+    if isinstance(location, dict) and "start_offset" in location:
+        return f"{message} (at offset {location['start_offset']})"
+    return message

@@ -1,0 +1,657 @@
+"""Application services: one function per command.
+
+Each mutating command: lock the instance; load and fold its events; decide (pure); resolve every
+fact needed to verify the change before the first write (fail closed); append the intent; plan
+(pure) against what is observed; apply; record the outcome. A failure after the append is
+compensated and recorded, and the command exits non-zero saying what was restored.
+"""
+from __future__ import annotations
+
+import base64
+import secrets as secrets_module
+import shutil
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
+
+from powersync_plugin import settings
+from powersync_plugin.adapters.docker_engine import DockerEngine, ImageView
+from powersync_plugin.adapters.dokku import Dokku
+from powersync_plugin.adapters.journal import Journal
+from powersync_plugin.adapters.locks import instance_lock
+from powersync_plugin.adapters.powersync_api import PowerSyncApi
+from powersync_plugin.core import config_render, decisions, derive
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.errors import DomainError
+from powersync_plugin.core.names import check_app_name, storage_database
+from powersync_plugin.core.planner import INSTANCE_PORTS, Action, Kind, Observed, Plan, plan_publish
+from powersync_plugin.core.projector import project
+from powersync_plugin.core.rules import check_rules, decode_rules
+from powersync_plugin.core.state import InstanceState
+from powersync_plugin.output import Output
+
+DERIVED_KEYS = ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI")
+CHECK_SUBJECT = "dokku-powersync-link-check"
+
+
+class CommandFailed(DomainError):
+    """A change was attempted, failed, and was compensated (the message says how)."""
+
+
+@dataclass
+class BackendSecrets:
+    secret_key: str
+    source_uri: str  # normalised, as read back from the instance's link
+    storage_uri: Optional[str]
+
+
+class Application:
+    def __init__(self, out: Output, dokku: Dokku, docker: DockerEngine, actor: str, command: str):
+        self.out = out
+        self.dokku = dokku
+        self.docker = docker
+        self.actor = actor
+        self.command = command
+        self._journal: Optional[Journal] = None
+
+    # --- journal -------------------------------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(settings.journal_path())
+        return self._journal
+
+    def load(self, name: str) -> InstanceState:
+        return project(name, self.journal.load(name))
+
+    def _record(self, state: InstanceState, new_events: list[ev.NewEvent]) -> InstanceState:
+        stored = self.journal.append(state.name, state.version, new_events, self.actor, self.command)
+        for event in stored:
+            state = _apply_one(state, event)
+        return state
+
+    def _lock(self, name: str):
+        return instance_lock(
+            settings.locks_dir(), name, self.out.step, settings.seconds("POWERSYNC_LOCK_TIMEOUT", 600)
+        )
+
+    # --- create --------------------------------------------------------------------------
+    def create(self, name: str, image: str, image_version: str, memory: str, storage: str, dry_run: bool) -> None:
+        check_app_name(name)
+        with self._lock(name):
+            state = self.load(name)
+            token = secrets_module.token_urlsafe(32)
+            storage_uri = storage if decisions.storage_mode(storage) == "uri" else None
+            new_events = decisions.decide_create(
+                state, name, image, image_version, memory, storage, token,
+                derive.fingerprint(storage_uri) if storage_uri else None,
+            )
+            if self.dokku.app_exists(name):
+                raise DomainError(
+                    f"App {name} already exists: to manage a PowerSync app made by hand use "
+                    f"`dokku powersync:adopt {name}`, or pick another name"
+                )
+            memory_mb = new_events[0].payload["memory_mb"]
+            env = {"NODE_OPTIONS": f"--max-old-space-size={decisions.node_heap_megabytes(memory_mb)}", "PS_API_TOKEN": token}
+            if storage_uri:
+                env["PS_STORAGE_SOURCE_URI"] = derive.normalise_source_uri(storage_uri)[0]
+            plan = Plan((
+                Action(Kind.CREATE_APP, name),
+                Action(Kind.SET_PORTS, name, detail=" ".join(INSTANCE_PORTS)),
+                Action(Kind.SET_MEMORY, name, detail=f"{memory_mb}m"),
+                Action(Kind.SET_CONFIG, name, keys=tuple(sorted(env))),
+            ))
+            if dry_run:
+                self._print_plan(plan)
+                return
+            self.out.header(f"Creating PowerSync instance {name}")
+            state = self._record(state, new_events)
+            cause = state.version
+            try:
+                self.dokku.apps_create(name)
+                self.dokku.ports_set(name, *INSTANCE_PORTS)
+                self.dokku.memory_limit(name, f"{memory_mb}m")
+                self.dokku.config_set(name, env, restart=False)
+            except DomainError as exc:
+                restored = self._compensate(lambda: self.dokku.app_exists(name) and self.dokku.apps_destroy(name))
+                self._record(state, [decisions.outcome(cause, False, str(exc), restored)])
+                raise CommandFailed(f"Creating {name} failed: {exc}\n" + _restored_text(restored, f"app {name} removed")) from None
+            self._record(state, [decisions.outcome(cause, True)])
+            self.out.detail(f"Image: {image}:{image_version} (deployed when a backend is linked)")
+            self.out.detail(f"Memory: {memory_mb}m, Node heap {decisions.node_heap_megabytes(memory_mb)} MB")
+            self.out.detail(f"Storage: {new_events[0].payload['storage']}")
+            self.out.step(f"Next: dokku powersync:set-rules {name} < sync-rules.yaml; dokku powersync:link {name} <backend-app>")
+
+    # --- set-rules -----------------------------------------------------------------------
+    def set_rules(self, name: str, raw: bytes, dry_run: bool, rolled_back_to: Optional[int] = None) -> None:
+        content = decode_rules(raw)
+        check_rules(content)
+        with self._lock(name):
+            state = self.load(name)
+            decisions.require_live(state)
+            new_events = decisions.decide_set_rules(state, content, rolled_back_to)
+            container = self.docker.web_container(name) if state.link else None
+            running = container is not None and container.running
+            if not new_events:
+                revision = state.current_rules
+                self.out.step(f"Rules unchanged (r{revision.number}, {revision.digest[:12]}): nothing to publish")
+                if state.link:
+                    self._require_ready(name, state)
+                return
+            if running:
+                validation = PowerSyncApi(self.docker, container.id, state.api_token).validate_rules(content)
+                if validation.reachable and not validation.valid:
+                    reasons = "\n".join(f"  - {error}" for error in validation.errors)
+                    raise DomainError(f"The instance rejected these rules (nothing changed):\n{reasons}")
+                if not validation.reachable:
+                    self.out.warn(f"Could not validate on the running instance ({validation.errors[0]}); readiness will decide")
+            if dry_run:
+                self.out.step(new_events[0].payload["description"])
+                if state.link:
+                    after = _apply_preview(state, new_events)
+                    self._print_plan(self._publish_plan(after, self._observe(name), self._derived_tag_preview(after)))
+                else:
+                    self.out.step("Not linked: the rules would be stored and published at link")
+                return
+            state = self._record(state, new_events)
+            revision = state.current_rules
+            self.out.step(f"Rules r{revision.number} recorded ({revision.digest[:12]}): {revision.description}")
+            if not state.link:
+                self.out.step(f"{name} is not linked yet: the rules are published by `dokku powersync:link {name} <backend>`")
+                return
+            backend_secrets = self._backend_secrets(state)
+            self._publish_or_restore(state, backend_secrets, state.version)
+
+    # --- link ----------------------------------------------------------------------------
+    def link(
+        self, name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...],
+        configure_source: bool, dry_run: bool,
+    ) -> None:
+        check_app_name(name)
+        check_app_name(backend, "backend app name")
+        with self._lock(name):
+            state = self.load(name)
+            decisions.require_live(state)
+            if not self.dokku.app_exists(backend):
+                raise DomainError(f"App {backend} does not exist: link an existing backend app")
+            backend_env = self.dokku.config(backend)
+            secret_key, raw_source = _backend_values(backend, backend_env)
+            self.out.redactor.add(secret_key, derive.secret_key_b64(secret_key), raw_source)
+            source_uri, source_sslmode = derive.normalise_source_uri(raw_source)
+            service = derive.postgres_service_of(source_uri)
+            if service is not None and not self.dokku.postgres_exists(service):
+                raise DomainError(
+                    f"DATABASE_URL of {backend} points at dokku-postgres service {service}, which does not exist"
+                )
+            if state.storage == "separate-database" and service is None:
+                raise DomainError(
+                    f"{name} keeps its storage in a separate database on the source server, which the plugin can only "
+                    f"create on a dokku-postgres service; {backend}'s DATABASE_URL is not one. Recreate the instance "
+                    "with --storage same-database or --storage postgresql://..."
+                )
+            vhosts = self.dokku.vhosts(name)
+            if not vhosts:
+                raise DomainError(
+                    f"{name} has no domain, so there is no POWERSYNC_URL to give {backend}: "
+                    f"`dokku domains:set {name} <domain>` first"
+                )
+            url = ("https://" if self.dokku.tls_enabled(name) else "http://") + vhosts[0]
+            if service is not None:
+                self._check_source(service, configure_source)
+            else:
+                self.out.warn("The source is not a dokku-postgres service: its prerequisites are checked when the instance starts")
+            storage_db = storage_database(name) if state.storage == "separate-database" else None
+            new_events = decisions.decide_link(
+                state, backend, service, derive.fingerprint(source_uri), derive.fingerprint(secret_key),
+                audience or (backend,), kid, url, storage_db,
+                source_sslmode or ("disable" if service else "verify-full"),
+                source_sslmode or ("disable" if service else "verify-full"),
+            )
+            after = _apply_preview(state, new_events)
+            if dry_run:
+                actions = []
+                if service:
+                    actions.append(Action(Kind.LINK_DATABASE, name, detail=f"postgres service {service}"))
+                if storage_db:
+                    actions.append(Action(Kind.CREATE_STORAGE, service or "", detail=storage_db))
+                publish = self._publish_plan(after, self._observe(name), self._derived_tag_preview(after))
+                actions.extend(publish.actions)
+                if backend_env.get("POWERSYNC_URL") != url:
+                    actions.append(Action(Kind.SET_BACKEND_URL, backend, detail=url, restarts=not no_restart))
+                self._print_plan(Plan(tuple(actions)))
+                return
+            self.out.header(f"Linking {name} to {backend}")
+            was_running = self._is_running(name)
+            state = self._record(state, new_events)
+            cause = state.version
+            linked_database = False
+            try:
+                if service is not None:
+                    linked_database = self._link_database(service, name, raw_source)
+                instance_env = self.dokku.config(name)
+                linked_uri = instance_env.get("DATABASE_URL") if service else raw_source
+                if not linked_uri:
+                    raise DomainError(f"postgres:link did not give {name} a DATABASE_URL")
+                source_from_link = derive.normalise_source_uri(linked_uri)[0]
+                storage_uri = None
+                if storage_db:
+                    self._ensure_storage_database(service, storage_db)
+                    storage_uri = derive.with_database(source_from_link, storage_db)
+                elif state.storage == "uri":
+                    storage_uri = instance_env.get("PS_STORAGE_SOURCE_URI")
+                backend_secrets = BackendSecrets(secret_key, source_from_link, storage_uri)
+                self.out.redactor.add(source_from_link, storage_uri or "")
+                self._publish(state, backend_secrets)
+                self._prove_auth(state, secret_key)
+            except DomainError as exc:
+                restored = self._compensate(lambda: self._undo_link(name, service, linked_database, was_running))
+                self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0], restored)])
+                raise CommandFailed(
+                    f"Linking {name} to {backend} failed: {exc}\n"
+                    + _restored_text(restored, f"{name} unlinked and its derived config removed; {backend} untouched")
+                ) from None
+            if backend_env.get("POWERSYNC_URL") != url:
+                self.out.step(f"Setting POWERSYNC_URL={url} on {backend}" + ("" if no_restart else " (restarts it)"))
+                self.dokku.config_set(backend, {"POWERSYNC_URL": url}, restart=not no_restart)
+            else:
+                self.out.step(f"POWERSYNC_URL on {backend} is already {url}: {backend} not restarted")
+            self._record(state, [decisions.outcome(cause, True)])
+            self.out.step(f"{name} is linked to {backend} and serving {url}")
+
+    # --- unlink --------------------------------------------------------------------------
+    def unlink(self, name: str, backend: str, no_restart: bool, keep_slots: bool, dry_run: bool) -> None:
+        with self._lock(name):
+            state = self.load(name)
+            new_events = decisions.decide_unlink(state, backend, keep_slots)
+            service = state.link.postgres_service
+            backend_exists = self.dokku.app_exists(backend)
+            backend_keys = self.dokku.config_keys(backend) if backend_exists else []
+            actions = []
+            if "POWERSYNC_URL" in backend_keys:
+                actions.append(Action(Kind.UNSET_BACKEND_URL, backend, restarts=not no_restart))
+            actions.append(Action(Kind.STOP, name))
+            if not keep_slots:
+                actions.append(Action(Kind.TEARDOWN, name, detail=f"slots {state.slot_prefix}* and storage tables"))
+            if service:
+                actions.append(Action(Kind.UNLINK_DATABASE, name, detail=f"postgres service {service}"))
+            actions.append(Action(Kind.UNSET_CONFIG, name, keys=DERIVED_KEYS))
+            if dry_run:
+                self._print_plan(Plan(tuple(actions)))
+                return
+            self.out.header(f"Unlinking {name} from {backend}")
+            state = self._record(state, new_events)
+            cause = state.version
+            try:
+                if "POWERSYNC_URL" in backend_keys:
+                    self.out.step(f"Removing POWERSYNC_URL from {backend}" + ("" if no_restart else " (restarts it)"))
+                    self.dokku.config_unset(backend, ["POWERSYNC_URL"], restart=not no_restart)
+                self.out.step(f"Stopping {name}")
+                self.dokku.stop(name)
+                if keep_slots:
+                    self.out.warn(
+                        f"--keep-slots: the replication slots {state.slot_prefix}* stay on the source and retain WAL "
+                        "until dropped; destroy the instance or drop them before lowering wal_level"
+                    )
+                else:
+                    self._teardown(name, state, service)
+                if service and name in self.dokku.postgres_links(service):
+                    self.dokku.postgres_unlink(service, name)
+                self.dokku.config_unset(name, [k for k in DERIVED_KEYS + ("DATABASE_URL",) if k in self.dokku.config_keys(name)], restart=False)
+            except DomainError as exc:
+                self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0])])
+                raise CommandFailed(
+                    f"Unlinking {name} failed part-way: {exc}\nRun the same command again to finish it"
+                ) from None
+            self._record(state, [decisions.outcome(cause, True)])
+            self.out.step(f"{name} unlinked from {backend}")
+
+    # --- destroy -------------------------------------------------------------------------
+    def destroy(self, name: str, force: bool, confirm: Callable[[str], bool], dry_run: bool) -> None:
+        with self._lock(name):
+            state = self.load(name)
+            new_events = decisions.decide_destroy(state)
+            service = state.last_postgres_service
+            actions = []
+            if state.slots_kept and service:
+                actions.append(Action(Kind.DROP_SLOTS, service, detail=f"{state.slot_prefix}*"))
+            if state.storage_database and service:
+                actions.append(Action(Kind.DROP_STORAGE, service, detail=state.storage_database))
+            actions.append(Action(Kind.DESTROY_APP, name))
+            if dry_run:
+                self._print_plan(Plan(tuple(actions)))
+                return
+            if not force and not confirm(name):
+                raise DomainError(f"Confirmation did not match {name}: nothing destroyed (use --force to skip the prompt)")
+            self.out.header(f"Destroying PowerSync instance {name}")
+            state = self._record(state, new_events)
+            cause = state.version
+            try:
+                if service and self.dokku.postgres_exists(service):
+                    if state.slots_kept:
+                        self._drop_slots(service, state.slot_prefix)
+                    if state.storage_database:
+                        self.out.step(f"Dropping storage database {state.storage_database}")
+                        self.dokku.postgres_query(
+                            service, f'DROP DATABASE IF EXISTS "{state.storage_database}" WITH (FORCE);\n'
+                        )
+                if self.dokku.app_exists(name):
+                    self.out.step(f"Destroying app {name}")
+                    self.dokku.apps_destroy(name)
+                shutil.rmtree(settings.instance_dir(name), ignore_errors=True)
+            except DomainError as exc:
+                self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0])])
+                raise CommandFailed(f"Destroying {name} failed part-way: {exc}\nRun the same command again to finish it") from None
+            self._record(state, [decisions.outcome(cause, True)])
+            self.out.step(f"{name} destroyed; `dokku powersync:history {name}` still shows its past")
+
+    # --- publishing ----------------------------------------------------------------------
+    def _desired_env(self, state: InstanceState, backend_secrets: BackendSecrets) -> dict[str, str]:
+        rendered = config_render.render(config_render.desired_config(state))
+        env = {
+            "POWERSYNC_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
+            "PS_SECRET_KEY_B64": derive.secret_key_b64(backend_secrets.secret_key),
+            "PS_DATA_SOURCE_URI": backend_secrets.source_uri,
+            "PS_API_TOKEN": state.api_token,
+            "NODE_OPTIONS": f"--max-old-space-size={decisions.node_heap_megabytes(state.memory_mb)}",
+        }
+        if backend_secrets.storage_uri:
+            env["PS_STORAGE_SOURCE_URI"] = backend_secrets.storage_uri
+        return env
+
+    def _observe(self, name: str) -> Observed:
+        container = self.docker.web_container(name)
+        return Observed(
+            env=self.dokku.config(name),
+            ports=tuple(self.dokku.ports_map(name)),
+            deployed_image=container.image if container else None,
+            running=bool(container and container.running),
+        )
+
+    def _publish_plan(self, state: InstanceState, observed: Observed, image: str, env: Optional[dict] = None) -> Plan:
+        if env is None:  # a dry run: compare only what can be known without reading secrets
+            env = {key: observed.env.get(key, "") for key in ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI") if key in observed.env}
+            rendered = config_render.render(config_render.desired_config(state))
+            env["POWERSYNC_CONFIG_B64"] = base64.b64encode(rendered.encode()).decode()
+        return plan_publish(state.name, env, image, observed)
+
+    def _base_image(self, state: InstanceState) -> tuple[str, ImageView]:
+        reference = f"{state.image}:{state.image_version}"
+        image = self.docker.image(reference)
+        if image is None:
+            self.out.step(f"Pulling {reference}")
+            image = self.docker.pull(reference)
+        return reference, image
+
+    def _derived_tag_preview(self, state: InstanceState) -> str:
+        reference = f"{state.image}:{state.image_version}"
+        image = self.docker.image(reference)
+        return f"(derived from {reference})" if image is None else f"derived:{state.image_version}-{image.digest.split(':')[-1][:12]}"
+
+    def _publish(self, state: InstanceState, backend_secrets: BackendSecrets) -> None:
+        """Apply the desired config with at most one restart, gated on readiness."""
+        name = state.name
+        reference, base = self._base_image(state)
+        tag = self.docker.build_derived(base, reference, state.image_version)
+        env = self._desired_env(state, backend_secrets)
+        self.out.redactor.add(*env.values())
+        observed = self._observe(name)
+        plan = self._publish_plan(state, observed, tag, env)
+        for action in plan.actions:
+            self._execute(action, env, tag)
+        if plan.restarts:
+            self._verify_deployed(state)
+        else:
+            self.out.step("Config unchanged: no restart")
+            self._require_ready(name, state)
+
+    def _execute(self, action: Action, env: dict[str, str], tag: str) -> None:
+        app = action.app
+        if action.kind is Kind.SET_PORTS:
+            self.dokku.ports_set(app, *INSTANCE_PORTS)
+        elif action.kind is Kind.UNSET_CONFIG:
+            self.out.step(f"Clearing {', '.join(action.keys)} (they would override the published rules)")
+            self.dokku.config_unset(app, action.keys, restart=False)
+        elif action.kind is Kind.SET_CONFIG:
+            values = {key: env[key] for key in action.keys}
+            if action.restarts:
+                self.out.step(f"Publishing {', '.join(action.keys)} and restarting {app} (waiting for readiness)")
+            self.dokku.config_set(app, values, restart=action.restarts)
+        elif action.kind is Kind.DEPLOY_IMAGE:
+            self.out.step(f"Deploying {tag} to {app} (waiting for readiness)")
+            if not self.dokku.deploy_image(app, tag):
+                self.out.step("Image unchanged: restarting to apply the config")
+                self.dokku.restart(app)
+        elif action.kind is Kind.RESTART:
+            self.out.step(f"Restarting {app} (waiting for readiness)")
+            self.dokku.restart(app)
+        else:  # pragma: no cover - plan_publish emits only the kinds above
+            raise AssertionError(action.kind)
+
+    def _verify_deployed(self, state: InstanceState) -> None:
+        """Readiness must answer 2xx and the new container must stay up: a process with invalid
+        rules turns ready briefly, then exits."""
+        name = state.name
+        container = self.docker.web_container(name)
+        if container is None or not container.running:
+            raise DomainError(f"{name} has no running container after the deploy")
+        self._require_ready(name, state, container_id=container.id)
+        window = settings.seconds("POWERSYNC_STAY_UP_SECONDS", 6)
+        self.out.step(f"Ready; checking the new container stays up ({window:g}s)")
+        if self.docker.wait_stays_up(container.id, window) is None:
+            logs = self.out.redactor.text(self.docker.logs_tail(container.id, 8))
+            raise DomainError(f"The new container of {name} exited after turning ready:\n{logs}")
+        self._require_ready(name, state, container_id=container.id, wait=0)
+
+    def _require_ready(self, name: str, state: InstanceState, container_id: Optional[str] = None, wait: Optional[float] = None) -> None:
+        if container_id is None:
+            container = self.docker.web_container(name)
+            if container is None or not container.running:
+                raise DomainError(f"{name} is not running: `dokku ps:report {name}`, `dokku logs {name}`")
+            container_id = container.id
+        api = PowerSyncApi(self.docker, container_id, state.api_token)
+        deadline = time.monotonic() + (settings.seconds("POWERSYNC_READY_TIMEOUT", 60) if wait is None else wait)
+        while True:
+            result = api.readiness()
+            if result.ok:
+                return
+            if time.monotonic() >= deadline:
+                detail = result.error or f"HTTP {result.status}"
+                raise DomainError(f"{name} is not ready: /probes/readiness answered {detail} (only 2xx counts)")
+            time.sleep(0.5)
+
+    def _publish_or_restore(self, state: InstanceState, backend_secrets: BackendSecrets, cause: int) -> None:
+        name = state.name
+        previous_env = self.dokku.config(name)
+        try:
+            self._publish(state, backend_secrets)
+        except DomainError as exc:
+            self.out.warn(f"Publishing failed: {str(exc).splitlines()[0]}")
+            self.out.step("Restoring the previous config")
+            restored = self._compensate(lambda: self._restore_env(state, previous_env))
+            self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0], restored)])
+            raise CommandFailed(
+                f"Publishing to {name} failed: {exc}\n"
+                + _restored_text(restored, "the previous config is back and the instance is ready")
+            ) from None
+        self._record(state, [decisions.outcome(cause, True)])
+        self.out.step(f"Published to {name}")
+
+    def _restore_env(self, state: InstanceState, previous_env: dict[str, str]) -> None:
+        name = state.name
+        current = self.dokku.config(name)
+        changed = {key: value for key, value in previous_env.items() if current.get(key) != value}
+        added = [key for key in current if key not in previous_env]
+        self.dokku.config_unset(name, added, restart=False)
+        self.dokku.config_set(name, changed, restart=False)
+        container = self.docker.web_container(name)
+        healthy = container is not None and container.running and self.docker.container(container.id).restart_count == 0
+        if healthy:
+            try:
+                self._require_ready(name, state, container.id, wait=5)
+                return
+            except DomainError:
+                pass
+        self.dokku.restart(name)
+        self._require_ready(name, state)
+
+    def _compensate(self, undo: Callable[[], object]) -> bool:
+        try:
+            undo()
+            return True
+        except DomainError as exc:
+            self.out.warn(f"Could not restore: {exc}")
+            return False
+
+    # --- link helpers --------------------------------------------------------------------
+    def _backend_secrets(self, state: InstanceState) -> BackendSecrets:
+        backend = state.link.backend
+        secret_key, _ = _backend_values(backend, self.dokku.config(backend))
+        instance_env = self.dokku.config(state.name)
+        source = instance_env.get("PS_DATA_SOURCE_URI")
+        if not source:
+            raise DomainError(f"{state.name} has no PS_DATA_SOURCE_URI: relink it (`dokku powersync:unlink` then `link`)")
+        self.out.redactor.add(secret_key, source)
+        return BackendSecrets(secret_key, source, instance_env.get("PS_STORAGE_SOURCE_URI"))
+
+    def _check_source(self, service: str, configure_source: bool) -> None:
+        wal_level = self._query_value(service, "SHOW wal_level;")
+        if wal_level != "logical":
+            if not configure_source:
+                raise DomainError(
+                    f"The source database (dokku-postgres {service}) has wal_level={wal_level}; PowerSync needs logical.\n"
+                    f"Fix: echo 'ALTER SYSTEM SET wal_level = logical;' | dokku postgres:connect {service} && "
+                    f"dokku postgres:restart {service}\n"
+                    "(or rerun with --configure-source; the restart briefly disconnects every app linked to it)"
+                )
+            self.out.warn(f"Setting wal_level=logical on {service}: restarting it disconnects every app linked to it")
+            self.dokku.postgres_query(service, "ALTER SYSTEM SET wal_level = logical;\n")
+            self.dokku.postgres_restart(service)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    wal_level = self._query_value(service, "SHOW wal_level;")
+                    break
+                except DomainError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1)
+            if wal_level != "logical":
+                raise DomainError(f"wal_level on {service} is still {wal_level} after the restart")
+        publications = self._query_value(service, "SELECT count(*) FROM pg_publication WHERE pubname = 'powersync';")
+        if publications != "1":
+            raise DomainError(
+                f"The source database (dokku-postgres {service}) has no publication named powersync.\n"
+                f"Fix: echo 'CREATE PUBLICATION powersync FOR ALL TABLES;' | dokku postgres:connect {service}\n"
+                "(or FOR TABLE a, b to publish only the tables your sync rules read)"
+            )
+
+    def _query_value(self, service: str, sql: str) -> str:
+        rows = self.dokku.postgres_query(service, sql + "\n")
+        return rows[0][0].strip() if rows and rows[0] else ""
+
+    def _link_database(self, service: str, name: str, dsn: str) -> bool:
+        """postgres:link the service to the instance; True if this call made the link.
+
+        dokku-postgres calls an app linked when any of its config vars holds the DSN text, so a
+        stale PS_DATA_SOURCE_URI would make the link fail ("Already linked as ..."): trust the
+        service's Links line, and clear stale copies first.
+        """
+        if name in self.dokku.postgres_links(service):
+            return False
+        service_dsn = self.dokku.postgres_dsn(service)
+        self.out.redactor.add(service_dsn)
+        stale = [key for key, value in self.dokku.config(name).items() if service_dsn in value or dsn in value]
+        if stale:
+            self.out.step(f"Clearing stale {', '.join(sorted(stale))} on {name} (phantom link)")
+            self.dokku.config_unset(name, stale, restart=False)
+        self.out.step(f"Linking postgres service {service} to {name}")
+        self.dokku.postgres_link(service, name)
+        return True
+
+    def _ensure_storage_database(self, service: str, database: str) -> None:
+        exists = self._query_value(service, f"SELECT count(*) FROM pg_database WHERE datname = '{database}';")
+        if exists != "1":
+            self.out.step(f"Creating storage database {database} on {service}")
+            self.dokku.postgres_query(service, f'CREATE DATABASE "{database}";\n')
+
+    def _prove_auth(self, state: InstanceState, secret_key: str) -> None:
+        """Open a sync stream with a token signed exactly as the backend signs."""
+        now = int(time.time())
+        claims = {"sub": CHECK_SUBJECT, "aud": state.audience[0], "iat": now, "exp": now + 60}
+        token = derive.sign_hs256(secret_key.encode("utf-8"), claims, state.kid)
+        container = self.docker.web_container(state.name)
+        result = PowerSyncApi(self.docker, container.id, state.api_token).open_sync_stream(token)
+        if not result.ok:
+            body = self.out.redactor.text(result.body[:300] or result.error)
+            raise DomainError(
+                f"A token signed like {state.link.backend}'s (HS256, aud={state.audience[0]}, "
+                f"kid={state.kid or 'none'}) was refused: HTTP {result.status} {body}"
+            )
+        self.out.step(f"Auth checked end to end: a token signed like {state.link.backend}'s opened a sync stream")
+
+    def _undo_link(self, name: str, service: Optional[str], linked_database: bool, was_running: bool) -> None:
+        if not was_running and self._is_running(name):
+            self.dokku.stop(name)
+        keys = [key for key in DERIVED_KEYS if key in self.dokku.config_keys(name)]
+        self.dokku.config_unset(name, keys, restart=False)
+        if linked_database and service:
+            self.dokku.postgres_unlink(service, name)
+
+    def _is_running(self, name: str) -> bool:
+        container = self.docker.web_container(name)
+        return bool(container and container.running)
+
+    def _teardown(self, name: str, state: InstanceState, service: Optional[str]) -> None:
+        self.out.step(f"Tearing down {name}'s replication slots and storage (teardown TEARDOWN)")
+        result = self.dokku.run_oneoff(name, "teardown", "TEARDOWN")
+        if result.returncode != 0:
+            tail = self.out.redactor.text((result.stdout + result.stderr).strip())[-600:]
+            raise DomainError(f"teardown of {name} failed (exit {result.returncode}):\n{tail}")
+        if service:
+            self._drop_slots(service, state.slot_prefix)
+
+    def _drop_slots(self, service: str, prefix: str) -> None:
+        """Drop whatever slot of this instance is left: a forgotten slot retains WAL until the disk fills."""
+        pattern = prefix.replace("_", "\\_") + "%"
+        rows = self.dokku.postgres_query(
+            service,
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE '" + pattern + "';\n",
+        )
+        for (slot,) in rows:
+            self.out.step(f"Dropping replication slot {slot}")
+            self.dokku.postgres_query(service, f"SELECT pg_drop_replication_slot('{slot}');\n")
+
+    def _print_plan(self, plan: Plan) -> None:
+        self.out.header("Plan (dry run: nothing changed)")
+        for line in plan.lines():
+            self.out.detail(line)
+
+
+def _backend_values(backend: str, env: dict[str, str]) -> tuple[str, str]:
+    missing = [key for key in ("SECRET_KEY", "DATABASE_URL") if not env.get(key)]
+    if missing:
+        raise DomainError(
+            f"{backend} has no {' and no '.join(missing)}: the instance derives its JWT key from SECRET_KEY and "
+            f"its source from DATABASE_URL. Set them on {backend} (`dokku config:set {backend} ...`) or link its "
+            "dokku-postgres service first"
+        )
+    return env["SECRET_KEY"], env["DATABASE_URL"]
+
+
+def _restored_text(restored: bool, what: str) -> str:
+    return f"Restored: {what}." if restored else "Could NOT restore everything: see the warnings above."
+
+
+def _apply_one(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    from powersync_plugin.core.projector import apply
+
+    return apply(state, event)
+
+
+def _apply_preview(state: InstanceState, new_events: list[ev.NewEvent]) -> InstanceState:
+    """The state the new events would produce, without storing them (dry runs, publishing)."""
+    from powersync_plugin.core.projector import apply
+
+    for offset, item in enumerate(new_events, start=1):
+        state = apply(state, ev.StoredEvent(0, state.name, state.version + 1, item.type, item.schema, item.payload, "", "", ""))
+    return state

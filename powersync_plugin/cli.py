@@ -1,0 +1,308 @@
+"""The command line: parse, call one application function, render. Nothing else lives here.
+
+`powersync:help`, `dokku help` and the README's command reference are generated from the click
+metadata below, so usage text exists in exactly one place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import sys
+from typing import Optional
+
+import click
+
+from powersync_plugin import settings
+from powersync_plugin.core.errors import DomainError
+
+PLUGIN = "powersync"
+
+
+class Context:
+    """Built lazily: read commands never import Docker or open more than the journal."""
+
+    current: Optional["Context"] = None
+
+    def __init__(self, json_output: bool = False):
+        from powersync_plugin.output import Output
+        from powersync_plugin.redact import Redactor
+
+        self.redactor = Redactor()
+        self.out = Output(redactor=self.redactor, quiet=json_output)
+        Context.current = self  # errors raised later are redacted with what this command learned
+
+    def application(self):
+        from powersync_plugin.adapters.docker_engine import DockerEngine
+        from powersync_plugin.adapters.dokku import Dokku
+        from powersync_plugin.application import Application
+
+        return Application(self.out, Dokku(self.redactor), DockerEngine(), actor(), self.redactor.command_line(command_argv()))
+
+
+def actor() -> str:
+    return os.environ.get("SSH_NAME") or os.environ.get("SSH_USER") or pwd.getpwuid(os.geteuid()).pw_name
+
+
+def command_argv() -> list[str]:
+    return ["dokku", *sys.argv[1:]]
+
+
+def instance_argument(func):
+    return click.argument("name", metavar="<name>")(func)
+
+
+def format_option(func):
+    return click.option(
+        "--format", "output_format", type=click.Choice(["stdout", "json"]), default="stdout", show_default=True,
+        help="Output format.",
+    )(func)
+
+
+def dry_run_option(func):
+    return click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")(func)
+
+
+def no_restart_option(func):
+    return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True)
+def cli() -> None:
+    """Run PowerSync Service instances as Dokku apps, with a journal of every change."""
+
+
+@cli.command("create")
+@instance_argument
+@click.option("--image", default=settings.DEFAULT_IMAGE, show_default=True, help="PowerSync image repository.")
+@click.option("--image-version", default=None, help=f"Exact PowerSync version [default: {settings.PINNED_IMAGE_VERSION}].")
+@click.option("--memory", default=settings.DEFAULT_MEMORY, show_default=True, help="Container memory limit; the Node heap gets 80%.")
+@click.option(
+    "--storage", default="separate-database", show_default=True,
+    help="separate-database | same-database | a postgresql:// URI for bucket storage.",
+)
+@dry_run_option
+def create(name: str, image: str, image_version: Optional[str], memory: str, storage: str, dry_run: bool) -> None:
+    """Create an instance: a Dokku app, deployed when a backend is linked."""
+    Context().application().create(name, image, image_version or settings.default_image_version(), memory, storage, dry_run)
+
+
+@cli.command("set-rules")
+@instance_argument
+@dry_run_option
+def set_rules(name: str, dry_run: bool) -> None:
+    """Publish sync rules read from stdin (one restart, gated on readiness)."""
+    stdin = click.get_binary_stream("stdin")
+    if stdin.isatty():
+        raise click.UsageError(f"Pipe the rules on stdin: dokku {PLUGIN}:set-rules {name} < sync-rules.yaml")
+    Context().application().set_rules(name, stdin.read(), dry_run)
+
+
+@cli.command("link")
+@instance_argument
+@click.argument("backend", metavar="<app>")
+@no_restart_option
+@click.option("--kid", default=None, help="JWT key id the backend puts in its token header.")
+@click.option("--audience", multiple=True, help="Accepted JWT audience (repeatable) [default: the backend app name].")
+@click.option("--configure-source", is_flag=True, help="Set wal_level=logical on the source (restarts it).")
+@dry_run_option
+def link(name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...], configure_source: bool, dry_run: bool) -> None:
+    """Link a backend app: derive the JWT key and source, deploy, set POWERSYNC_URL on it."""
+    Context().application().link(name, backend, no_restart, kid, tuple(audience), configure_source, dry_run)
+
+
+@cli.command("unlink")
+@instance_argument
+@click.argument("backend", metavar="<app>")
+@no_restart_option
+@click.option("--keep-slots", is_flag=True, help="Keep the replication slots (they retain WAL).")
+@dry_run_option
+def unlink(name: str, backend: str, no_restart: bool, keep_slots: bool, dry_run: bool) -> None:
+    """Unlink the backend, stop the instance and drop its replication slots."""
+    Context().application().unlink(name, backend, no_restart, keep_slots, dry_run)
+
+
+@cli.command("destroy")
+@instance_argument
+@click.option("-f", "--force", is_flag=True, help="Do not ask for the name.")
+@dry_run_option
+def destroy(name: str, force: bool, dry_run: bool) -> None:
+    """Destroy an unlinked instance: storage, app and files (history stays)."""
+
+    def confirm(expected: str) -> bool:
+        click.echo(f" !     WARNING: Potentially Destructive Action", err=True)
+        click.echo(f" !     This command will destroy the PowerSync instance {expected}.", err=True)
+        click.echo(f" !     To proceed, type \"{expected}\"", err=True)
+        line = click.get_text_stream("stdin").readline()
+        return line.strip() == expected
+
+    Context().application().destroy(name, force, confirm, dry_run)
+
+
+INFO_FLAGS = (
+    "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
+    "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "slot-prefix", "api-token",
+    "journal-revision", "pending-change",
+)
+
+
+def _info_flag_options(func):
+    for flag in reversed(INFO_FLAGS):
+        func = click.option(f"--{flag}", "single", flag_value=flag, help=f"Print only the {flag.replace('-', ' ')}.")(func)
+    return func
+
+
+@cli.command("info")
+@instance_argument
+@_info_flag_options
+@format_option
+def info(name: str, single: Optional[str], output_format: str) -> None:
+    """Show an instance (secrets masked); --<flag> prints one raw value."""
+    from powersync_plugin import reads
+
+    fields = reads.info(name)
+    if single:
+        click.echo(fields[single])
+    elif output_format == "json":
+        click.echo(json.dumps(fields, sort_keys=True))
+    else:
+        click.echo(f"=====> {name} powersync service information")
+        width = max(len(key) for key in fields) + 2
+        for key, value in fields.items():
+            label = key.replace("-", " ").capitalize() + ":"
+            click.echo(f"       {label:<{width}}{value}")
+
+
+@cli.command("list")
+@format_option
+def list_instances(output_format: str) -> None:
+    """List instances."""
+    from powersync_plugin import reads
+
+    rows = reads.list_instances()
+    if output_format == "json":
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo(" !     There are no PowerSync instances", err=True)
+        return
+    click.echo("=====> PowerSync instances")
+    for row in rows:
+        click.echo(f"{row['name']}")
+
+
+@cli.command("exists")
+@instance_argument
+def exists(name: str) -> None:
+    """Exit 0 when the instance exists."""
+    from powersync_plugin import reads
+
+    if not reads.exists(name):
+        raise DomainError(f"PowerSync instance {name} does not exist")
+    click.echo(f"-----> PowerSync instance {name} exists")
+
+
+@cli.command("linked")
+@instance_argument
+@click.argument("app", metavar="<app>")
+def linked(name: str, app: str) -> None:
+    """Exit 0 when the instance is linked to the app."""
+    from powersync_plugin import reads
+
+    if reads.linked_backend(name) != app:
+        raise DomainError(f"PowerSync instance {name} is not linked to {app}")
+    click.echo(f"-----> PowerSync instance {name} is linked to {app}")
+
+
+@cli.command("links")
+@instance_argument
+def links(name: str) -> None:
+    """Print the app linked to the instance."""
+    from powersync_plugin import reads
+
+    backend = reads.linked_backend(name)
+    if backend:
+        click.echo(backend)
+
+
+@cli.command("app-links")
+@click.argument("app", metavar="<app>")
+def app_links(app: str) -> None:
+    """Print the instances linked to an app."""
+    from powersync_plugin import reads
+
+    for name in reads.instances_linked_to(app):
+        click.echo(name)
+
+
+@cli.command("history")
+@instance_argument
+@click.option("--rules", "rules_only", is_flag=True, help="Rules revisions only.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show the last N rows.")
+@format_option
+def history(name: str, rules_only: bool, limit: Optional[int], output_format: str) -> None:
+    """Show every change to an instance, oldest first, with its outcome."""
+    from powersync_plugin import reads
+
+    rows = reads.history(name, rules_only)
+    if limit:
+        rows = rows[-limit:]
+    if output_format == "json":
+        click.echo(json.dumps([row.as_json() for row in rows]))
+        return
+    if not rows:
+        raise DomainError(f"PowerSync instance {name} has no history")
+    click.echo(f"=====> {name} history")
+    header = f"{'REV':<5}{'TIME (UTC)':<22}{'ACTOR':<12}{'EVENT':<20}{'STATUS':<12}{'RULES':<18}DESCRIPTION"
+    click.echo(header)
+    for row in rows:
+        rules = f"{row.rules_revision} {row.rules_digest}" if row.rules_revision else "-"
+        status = row.status + (f": {row.reason}" if row.reason and row.status == "failed" else "")
+        description = row.description + (f" [{status}]" if row.status == "failed" else "")
+        click.echo(f"{row.revision:<5}{row.recorded_at:<22}{row.actor[:11]:<12}{row.event:<20}{row.status:<12}{rules:<18}{description}")
+
+
+@cli.command("help")
+@click.argument("command", required=False, metavar="[<command>]")
+def help_command(command: Optional[str]) -> None:
+    """Show usage, or one command's help."""
+    from powersync_plugin.help_text import command_help, usage
+
+    click.echo(command_help(cli, command) if command else usage(cli))
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    os.umask(0o077)  # the journal, its WAL files and instance files hold secrets
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0].startswith(f"{PLUGIN}:"):
+        args[0] = args[0].split(":", 1)[1]
+    elif args and args[0] == PLUGIN:
+        args[0] = "help"
+    if not args:
+        args = ["help"]
+    command = cli.commands.get(args[0])
+    if command is None:
+        click.echo(f" !     `{PLUGIN}:{args[0]}` is not a powersync command: see `dokku {PLUGIN}:help`", err=True)
+        sys.exit(1)
+    try:
+        command.main(args=args[1:], prog_name=f"dokku {PLUGIN}:{args[0]}", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo(" !     Aborted", err=True)
+        sys.exit(1)
+    except click.UsageError as exc:
+        # Dokku exits 2 for flag errors, with the usage on stderr.
+        click.echo(f" !     {exc.format_message()}", err=True)
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_usage(), err=True)
+        sys.exit(2)
+    except DomainError as exc:
+        from powersync_plugin.redact import Redactor
+
+        redactor = Context.current.redactor if Context.current else Redactor()
+        for line in str(exc).splitlines() or [""]:
+            click.echo(f" !     {redactor.text(line)}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,193 @@
+"""Decisions: (state, command) -> new events, or a DomainError. Pure.
+
+Nothing here touches Docker, Dokku or a clock; every fact from the world arrives as an argument.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.derive import rules_digest
+from powersync_plugin.core.errors import DomainError, UsageProblem
+from powersync_plugin.core.names import check_app_name, slot_prefix
+from powersync_plugin.core.state import InstanceState
+
+STORAGE_MODES = ("separate-database", "same-database")
+_MEMORY = re.compile(r"^(\d+)([mMgG])$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+
+
+def memory_megabytes(memory: str) -> int:
+    match = _MEMORY.match(memory.strip())
+    if not match:
+        raise UsageProblem(f"Invalid --memory {memory!r}: use a size like 400m or 1g")
+    amount, unit = int(match.group(1)), match.group(2).lower()
+    megabytes = amount * (1024 if unit == "g" else 1)
+    if megabytes < 128:
+        raise UsageProblem(f"--memory {memory} is too small: PowerSync needs at least 128m (400m is a sound start)")
+    return megabytes
+
+
+def node_heap_megabytes(memory_mb: int) -> int:
+    """About 80% of the container limit, the service's own advice (heap exhaustion is the most
+    reported self-hosting failure)."""
+    return memory_mb * 4 // 5
+
+
+def storage_mode(storage: str) -> str:
+    if storage in STORAGE_MODES:
+        return storage
+    if storage.startswith(("postgres://", "postgresql://")):
+        return "uri"
+    raise UsageProblem(
+        f"Invalid --storage {storage.split('@')[-1]!r}: use separate-database, same-database or a postgresql:// URI"
+    )
+
+
+def decide_create(
+    state: InstanceState,
+    name: str,
+    image: str,
+    image_version: str,
+    memory: str,
+    storage: str,
+    api_token: str,
+    storage_fingerprint: Optional[str],
+) -> list[ev.NewEvent]:
+    check_app_name(name)
+    if state.live:
+        raise DomainError(f"Instance {name} already exists: see `dokku powersync:info {name}`")
+    if not _VERSION.match(image_version):
+        raise UsageProblem(f"Invalid --image-version {image_version!r}: use an exact X.Y.Z release (pin versions)")
+    if not image or any(char in image for char in " @:"):
+        raise UsageProblem(f"Invalid --image {image!r}: give a repository without tag, e.g. journeyapps/powersync-service")
+    memory_mb = memory_megabytes(memory)
+    mode = storage_mode(storage)
+    payload = {
+        "image": image,
+        "image_version": image_version,
+        "memory_mb": memory_mb,
+        "storage": mode,
+        "api_token": api_token,
+        "slot_prefix": slot_prefix(name),
+    }
+    if storage_fingerprint:
+        payload["storage_fingerprint"] = storage_fingerprint
+    return [ev.NewEvent(ev.INSTANCE_CREATED, payload)]
+
+
+def require_live(state: InstanceState) -> None:
+    if not state.live:
+        if state.destroyed:
+            raise DomainError(f"Instance {state.name} was destroyed: `dokku powersync:history {state.name}` shows its past")
+        raise DomainError(f"Instance {state.name} does not exist: create it with `dokku powersync:create {state.name}`")
+
+
+def decide_set_rules(state: InstanceState, content: str, rolled_back_to: Optional[int] = None) -> list[ev.NewEvent]:
+    """New rules revision, or [] when the bytes equal the rules in effect."""
+    require_live(state)
+    if state.current_rules is not None and state.current_rules.content == content:
+        return []
+    payload = {
+        "content": content,
+        "digest": rules_digest(content),
+        "description": describe_rules_change(state.current_rules.content if state.current_rules else None, content),
+    }
+    if rolled_back_to is not None:
+        payload["rolled_back_to"] = rolled_back_to
+        payload["description"] = f"Rolled back to r{rolled_back_to}"
+    return [ev.NewEvent(ev.RULES_SET, payload)]
+
+
+def describe_rules_change(before: Optional[str], after: str) -> str:
+    new = _definition_names(after)
+    if before is None:
+        return f"Set rules ({len(new)} definitions)"
+    old = _definition_names(before)
+    added, removed = len(new - old), len(old - new)
+    if not added and not removed:
+        return "Set rules (definitions changed)"
+    return f"Set rules (+{added}, -{removed})"
+
+
+def _definition_names(text: str) -> set[str]:
+    import yaml
+
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return set()
+    names: set[str] = set()
+    for section in ("bucket_definitions", "streams"):
+        value = document.get(section) if isinstance(document, dict) else None
+        if isinstance(value, dict):
+            names.update(f"{section}.{key}" for key in value)
+    return names
+
+
+def decide_link(
+    state: InstanceState,
+    backend: str,
+    postgres_service: Optional[str],
+    source_fingerprint: str,
+    secret_fingerprint: str,
+    audience: tuple[str, ...],
+    kid: Optional[str],
+    url: Optional[str],
+    storage_database: Optional[str],
+    source_sslmode: str,
+    storage_sslmode: str,
+) -> list[ev.NewEvent]:
+    require_live(state)
+    check_app_name(backend, "backend app name")
+    if backend == state.name:
+        raise UsageProblem("An instance cannot be linked to itself: name the backend app that holds SECRET_KEY")
+    if state.link is not None:
+        if state.link.backend == backend:
+            raise DomainError(f"{state.name} is already linked to {backend}")
+        raise DomainError(
+            f"{state.name} is already linked to {state.link.backend}: one backend per instance "
+            f"(`dokku powersync:unlink {state.name} {state.link.backend}` first)"
+        )
+    if not audience or not all(audience):
+        raise UsageProblem("The audience must not be empty: PowerSync rejects every token when it is")
+    payload = {
+        "backend": backend,
+        "postgres_service": postgres_service,
+        "source_fingerprint": source_fingerprint,
+        "secret_fingerprint": secret_fingerprint,
+        "audience": list(audience),
+        "kid": kid,
+        "url": url,
+        "storage_database": storage_database,
+        "source_sslmode": source_sslmode,
+        "storage_sslmode": storage_sslmode,
+    }
+    return [ev.NewEvent(ev.BACKEND_LINKED, payload)]
+
+
+def decide_unlink(state: InstanceState, backend: str, keep_slots: bool) -> list[ev.NewEvent]:
+    require_live(state)
+    if state.link is None:
+        raise DomainError(f"{state.name} is not linked to any backend")
+    if state.link.backend != backend:
+        raise DomainError(f"{state.name} is linked to {state.link.backend}, not {backend}")
+    return [ev.NewEvent(ev.BACKEND_UNLINKED, {"backend": backend, "slots_kept": keep_slots})]
+
+
+def decide_destroy(state: InstanceState) -> list[ev.NewEvent]:
+    require_live(state)
+    if state.link is not None:
+        raise DomainError(
+            f"{state.name} is linked to {state.link.backend}: "
+            f"`dokku powersync:unlink {state.name} {state.link.backend}` first"
+        )
+    return [ev.NewEvent(ev.INSTANCE_DESTROYED, {})]
+
+
+def outcome(cause: int, ok: bool, reason: str = "", restored: bool = False, **extra) -> ev.NewEvent:
+    payload = {"cause": cause, **extra}
+    if not ok:
+        payload.update(reason=reason, restored=restored)
+    return ev.NewEvent(ev.DEPLOY_SUCCEEDED if ok else ev.DEPLOY_FAILED, payload)

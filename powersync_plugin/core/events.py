@@ -1,0 +1,73 @@
+"""The journal's vocabulary: immutable, dated facts with stable type names.
+
+Type names are strings that never change (renaming a module must not break replay). Every payload
+carries a schema number; an older shape is upgraded on read by an ``upcast`` step, because the
+journal is permanent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+INSTANCE_CREATED = "instance.created"
+RULES_SET = "rules.set"
+BACKEND_LINKED = "backend.linked"
+BACKEND_UNLINKED = "backend.unlinked"
+DEPLOY_SUCCEEDED = "deploy.succeeded"
+DEPLOY_FAILED = "deploy.failed"
+INSTANCE_DESTROYED = "instance.destroyed"
+
+# Intents start a change; outcomes close one, naming the intent's stream version as `cause`.
+INTENT_TYPES = frozenset(
+    {INSTANCE_CREATED, RULES_SET, BACKEND_LINKED, BACKEND_UNLINKED, INSTANCE_DESTROYED}
+)
+OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})
+KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES
+
+CURRENT_SCHEMA = {name: 1 for name in KNOWN_TYPES}
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event decided but not yet stored."""
+
+    type: str
+    payload: Mapping[str, Any]
+    schema: int = 0
+
+    def __post_init__(self) -> None:
+        if self.type not in KNOWN_TYPES:
+            raise ValueError(f"unknown event type {self.type!r}")
+        if not self.schema:
+            object.__setattr__(self, "schema", CURRENT_SCHEMA[self.type])
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the journal returns it."""
+
+    sequence: int
+    stream: str
+    version: int
+    type: str
+    schema: int
+    payload: Mapping[str, Any]
+    recorded_at: str
+    actor: str
+    command: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def upcast(event: StoredEvent) -> StoredEvent:
+    """Bring an event stored under an older schema to the current payload shape.
+
+    Every type is still at schema 1, so there is nothing to upgrade yet; an event written by a
+    newer plugin (a schema this code does not know) is refused rather than misread.
+    """
+    current = CURRENT_SCHEMA.get(event.type)
+    if current is None or event.schema > current:
+        raise ValueError(
+            f"event {event.stream}@{event.version} has type {event.type!r} schema {event.schema}, "
+            "written by a newer dokku-powersync: upgrade the plugin"
+        )
+    return event

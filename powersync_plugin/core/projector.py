@@ -1,0 +1,130 @@
+"""The projector: a pure left fold of an instance's events into its state.
+
+"State at revision N" is the same fold stopped at N; `info`, `history` and `rollback-rules` all
+read it from here.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable, Optional
+
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.state import BackendLink, InstanceState, Outcome, RulesRevision
+
+
+def project(name: str, stored: Iterable[ev.StoredEvent], until: Optional[int] = None) -> InstanceState:
+    state = InstanceState(name=name)
+    for event in stored:
+        if until is not None and event.version > until:
+            break
+        state = apply(state, ev.upcast(event))
+    return state
+
+
+def apply(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    handler = _HANDLERS[event.type]
+    state = handler(state, event)
+    intents = state.intents + ((event.version, event.type),) if event.type in ev.INTENT_TYPES else state.intents
+    return replace(state, version=event.version, intents=intents)
+
+
+def _created(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    return replace(
+        state,
+        created=True,
+        destroyed=False,
+        image=p["image"],
+        image_version=p["image_version"],
+        memory_mb=p["memory_mb"],
+        storage=p["storage"],
+        api_token=p["api_token"],
+        slot_prefix=p["slot_prefix"],
+    )
+
+
+def _rules_set(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    revision = RulesRevision(
+        number=len(state.rules_history) + 1,
+        version=event.version,
+        content=p["content"],
+        digest=p["digest"],
+        description=p.get("description", ""),
+        rolled_back_to=p.get("rolled_back_to"),
+    )
+    return replace(state, rules_history=state.rules_history + (revision,), current_rules=revision)
+
+
+def _linked(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    link = BackendLink(
+        backend=p["backend"],
+        postgres_service=p.get("postgres_service"),
+        source_fingerprint=p["source_fingerprint"],
+        secret_fingerprint=p["secret_fingerprint"],
+        audience=tuple(p["audience"]),
+        kid=p.get("kid"),
+        url=p.get("url"),
+        version=event.version,
+        source_sslmode=p.get("source_sslmode", "disable"),
+        storage_sslmode=p.get("storage_sslmode", "disable"),
+    )
+    return replace(
+        state,
+        link=link,
+        audience=link.audience,
+        kid=link.kid,
+        storage_database=p.get("storage_database", state.storage_database),
+        last_postgres_service=link.postgres_service or state.last_postgres_service,
+        slots_kept=False,
+    )
+
+
+def _unlinked(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    return replace(state, link=None, slots_kept=bool(event.payload.get("slots_kept")))
+
+
+def _destroyed(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    return replace(state, destroyed=True, link=None)
+
+
+def _outcome(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    cause = p["cause"]
+    status = "applied" if event.type == ev.DEPLOY_SUCCEEDED else "failed"
+    outcomes = dict(state.outcomes)
+    outcomes[cause] = Outcome(status=status, reason=p.get("reason", ""), restored=bool(p.get("restored")))
+    state = replace(state, outcomes=outcomes)
+    if status == "failed":
+        state = _undo_failed_intent(state, cause)
+    return state
+
+
+def _undo_failed_intent(state: InstanceState, cause: int) -> InstanceState:
+    """A failed change was compensated: the state goes back to what was in effect before it."""
+    if (cause, ev.INSTANCE_CREATED) in state.intents:
+        return replace(state, created=False)
+    if (cause, ev.INSTANCE_DESTROYED) in state.intents:
+        return replace(state, destroyed=False)
+    if state.link is not None and state.link.version == cause:
+        return replace(state, link=None)
+    if state.current_rules is not None and state.current_rules.version == cause:
+        effective = [
+            revision
+            for revision in state.rules_history
+            if state.outcomes.get(revision.version, Outcome("applied")).status != "failed"
+        ]
+        return replace(state, current_rules=effective[-1] if effective else None)
+    return state
+
+
+_HANDLERS = {
+    ev.INSTANCE_CREATED: _created,
+    ev.RULES_SET: _rules_set,
+    ev.BACKEND_LINKED: _linked,
+    ev.BACKEND_UNLINKED: _unlinked,
+    ev.INSTANCE_DESTROYED: _destroyed,
+    ev.DEPLOY_SUCCEEDED: _outcome,
+    ev.DEPLOY_FAILED: _outcome,
+}

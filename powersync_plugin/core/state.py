@@ -1,0 +1,78 @@
+"""Instance state: what the journal says an instance is, folded from its events."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class RulesRevision:
+    number: int  # r1, r2, ...: counts rules.set events, never renumbered
+    version: int  # the stream version of the rules.set event
+    content: str
+    digest: str
+    description: str
+    rolled_back_to: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class BackendLink:
+    backend: str
+    postgres_service: Optional[str]
+    source_fingerprint: str
+    secret_fingerprint: str
+    audience: tuple[str, ...]
+    kid: Optional[str]
+    url: Optional[str]
+    version: int
+    source_sslmode: str = "disable"
+    storage_sslmode: str = "disable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # applied | failed
+    reason: str = ""
+    restored: bool = False
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    name: str
+    version: int = 0
+    created: bool = False
+    destroyed: bool = False
+    image: str = ""
+    image_version: str = ""
+    memory_mb: int = 0
+    storage: str = "separate-database"
+    storage_database: Optional[str] = None
+    api_token: str = ""
+    slot_prefix: str = ""
+    audience: tuple[str, ...] = ()
+    kid: Optional[str] = None
+    rules_history: tuple[RulesRevision, ...] = ()
+    current_rules: Optional[RulesRevision] = None
+    link: Optional[BackendLink] = None
+    last_postgres_service: Optional[str] = None
+    slots_kept: bool = False
+    outcomes: dict = field(default_factory=dict)  # intent version -> Outcome
+    intents: tuple[tuple[int, str], ...] = ()  # (version, type) of every intent, in order
+
+    @property
+    def live(self) -> bool:
+        return self.created and not self.destroyed
+
+    @property
+    def pending_intent(self) -> Optional[int]:
+        """The latest intent that has no recorded outcome (a crash between append and apply)."""
+        for version, type_ in reversed(self.intents):
+            if type_ in ("rules.set", "backend.linked", "backend.unlinked") and version not in self.outcomes:
+                return version
+        return None
+
+    def rules_revision(self, number: int) -> Optional[RulesRevision]:
+        for revision in self.rules_history:
+            if revision.number == number:
+                return revision
+        return None

@@ -1,0 +1,123 @@
+"""Read-only commands: info, list, exists, links and history, all folded from the journal."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.projector import apply
+from powersync_plugin.core.state import InstanceState
+from powersync_plugin.redact import MASK
+
+
+def info_fields(state: InstanceState, status: str) -> dict[str, str]:
+    """`info` keys, in Dokku's order of importance; secrets masked."""
+    link = state.link
+    rules = state.current_rules
+    return {
+        "name": state.name,
+        "status": status,
+        "image": f"{state.image}:{state.image_version}",
+        "image-version": state.image_version,
+        "memory": f"{state.memory_mb}m",
+        "storage": state.storage,
+        "storage-database": state.storage_database or "-",
+        "linked-backend": link.backend if link else "-",
+        "postgres-service": (link.postgres_service if link else None) or "-",
+        "url": (link.url if link else None) or "-",
+        "audience": ",".join(state.audience) or "-",
+        "kid": state.kid or "-",
+        "rules-revision": f"r{rules.number}" if rules else "-",
+        "rules-digest": rules.digest[:12] if rules else "-",
+        "slot-prefix": state.slot_prefix,
+        "api-token": MASK,
+        "journal-revision": str(state.version),
+        "pending-change": str(state.pending_intent) if state.pending_intent else "-",
+    }
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    revision: int
+    recorded_at: str
+    actor: str
+    event: str
+    status: str
+    reason: str
+    rules_revision: Optional[str]
+    rules_digest: Optional[str]
+    description: str
+
+    def as_json(self) -> dict:
+        return {
+            "revision": self.revision,
+            "recorded_at": self.recorded_at,
+            "actor": self.actor,
+            "event": self.event,
+            "status": self.status,
+            "reason": self.reason,
+            "rules_revision": self.rules_revision,
+            "rules_digest": self.rules_digest,
+            "description": self.description,
+        }
+
+
+def history_rows(name: str, stored: list[ev.StoredEvent], rules_only: bool = False) -> list[HistoryRow]:
+    state = InstanceState(name=name)
+    final_outcomes: dict[int, ev.StoredEvent] = {
+        event.payload["cause"]: event for event in stored if event.type in ev.OUTCOME_TYPES
+    }
+    later_intents = {event.version: event for event in stored if event.type in ev.INTENT_TYPES}
+    rows = []
+    for event in stored:
+        before = state
+        state = apply(state, ev.upcast(event))
+        if event.type in ev.OUTCOME_TYPES:
+            continue  # shown as the status of the change it closes
+        if rules_only and event.type != ev.RULES_SET:
+            continue
+        status, reason = _status(event, before, final_outcomes, later_intents)
+        rules = state.rules_history[-1] if event.type == ev.RULES_SET else None
+        rows.append(
+            HistoryRow(
+                revision=event.version,
+                recorded_at=event.recorded_at,
+                actor=event.actor,
+                event=event.type,
+                status=status,
+                reason=reason,
+                rules_revision=f"r{rules.number}" if rules else None,
+                rules_digest=rules.digest[:12] if rules else None,
+                description=_describe(event, before),
+            )
+        )
+    return rows
+
+
+def _status(event, before: InstanceState, outcomes, intents) -> tuple[str, str]:
+    outcome = outcomes.get(event.version)
+    if outcome is not None:
+        if outcome.type == ev.DEPLOY_SUCCEEDED:
+            return "applied", ""
+        restored = " (restored)" if outcome.payload.get("restored") else ""
+        return "failed", outcome.payload.get("reason", "") + restored
+    if event.type == ev.RULES_SET and before.link is None:
+        return "stored", "published at link"
+    if any(version > event.version and other.type == event.type for version, other in intents.items()):
+        return "superseded", ""
+    return "pending", "no outcome recorded"
+
+
+def _describe(event: ev.StoredEvent, before: InstanceState) -> str:
+    p = event.payload
+    if event.type == ev.INSTANCE_CREATED:
+        return f"Created ({p['image']}:{p['image_version']}, {p['memory_mb']}m, storage {p['storage']})"
+    if event.type == ev.RULES_SET:
+        return p.get("description") or "Set rules"
+    if event.type == ev.BACKEND_LINKED:
+        return f"Linked to {p['backend']}"
+    if event.type == ev.BACKEND_UNLINKED:
+        return f"Unlinked from {p['backend']}" + (" (slots kept)" if p.get("slots_kept") else "")
+    if event.type == ev.INSTANCE_DESTROYED:
+        return "Destroyed"
+    return event.type

@@ -1,0 +1,39 @@
+"""The one redaction function: every line the plugin prints or records passes through it."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MASK = "*****"
+SENSITIVE_KEYS = re.compile(r"(SECRET|PASSWORD|TOKEN|KEY|_URI|_URL|POWERSYNC_CONFIG_B64)", re.IGNORECASE)
+_DSN_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
+
+
+@dataclass
+class Redactor:
+    secrets: set[str] = field(default_factory=set)
+
+    def add(self, *values: str) -> None:
+        for value in values:
+            # Very short values would mask innocent text; real secrets are long.
+            if value and len(value) >= 6:
+                self.secrets.add(value)
+
+    def text(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        text = _DSN_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
+        text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+        return _JWT.sub(MASK, text)
+
+    def argument(self, arg: str) -> str:
+        """A command-line argument: `KEY=value` pairs of sensitive keys lose their value."""
+        key, sep, _value = arg.partition("=")
+        if sep and SENSITIVE_KEYS.search(key):
+            return f"{key}={MASK}"
+        return self.text(arg)
+
+    def command_line(self, args) -> str:
+        return " ".join(self.argument(arg) for arg in args)
