@@ -55,10 +55,24 @@ def readme_reference(group: click.Group) -> str:
     return "\n".join(sections)
 
 
+START, END = "<!-- commands:start -->", "<!-- commands:end -->"
+
+
+def readme_with_reference(readme: str, group: click.Group) -> str:
+    head, _, rest = readme.partition(START)
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{readme_reference(group)}{END}{tail}"
+
+
 if __name__ == "__main__":
     import sys
+    from pathlib import Path
 
     from powersync_plugin.cli import cli
 
     mode = sys.argv[1] if len(sys.argv) > 1 else "usage"
-    print({"usage": usage, "dokku-help": dokku_help, "readme": readme_reference}[mode](cli))
+    if mode == "readme-write":
+        path = Path(sys.argv[2])
+        path.write_text(readme_with_reference(path.read_text(), cli))
+    else:
+        print({"usage": usage, "dokku-help": dokku_help, "readme": readme_reference}[mode](cli))

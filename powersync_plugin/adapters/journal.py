@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from powersync_plugin.core.errors import ConcurrencyError, DomainError
 from powersync_plugin.core.events import NewEvent, StoredEvent
@@ -94,10 +94,8 @@ class Journal:
         try:
             with self.engine.connect() as connection:
                 row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-        except OperationalError as exc:
+        except DatabaseError as exc:
             raise JournalError(f"The journal {self.path} cannot be read ({_reason(exc)}): it may be corrupted") from None
-        except sqlite3.DatabaseError as exc:  # pragma: no cover - wrapped by SQLAlchemy in practice
-            raise JournalError(f"The journal {self.path} cannot be read ({exc})") from None
         found = row[0] if row else None
         if found != SCHEMA_REVISION:
             if found and found > SCHEMA_REVISION:
@@ -115,7 +113,7 @@ class Journal:
         try:
             with self.engine.connect() as connection:
                 return [_to_stored(row) for row in connection.execute(query)]
-        except OperationalError as exc:
+        except DatabaseError as exc:
             raise JournalError(f"The journal cannot be read ({_reason(exc)})") from None
 
     def streams(self) -> list[str]:

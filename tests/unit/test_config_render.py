@@ -1,0 +1,57 @@
+import yaml
+
+from powersync_plugin.core import config_render
+from powersync_plugin.core.state import BackendLink, InstanceState, RulesRevision
+
+
+class EnvLoader(yaml.SafeLoader):
+    pass
+
+
+EnvLoader.add_constructor("!env", lambda loader, node: ("ENV", loader.construct_scalar(node)))
+
+
+def state_with(rules: str, storage="separate-database", kid="jeeves-dev") -> InstanceState:
+    link = BackendLink("jeeves", "jeeves-db", "f1", "f2", ("jeeves",), kid, "https://ps.example.com", 3)
+    return InstanceState(
+        name="jeeves-powersync", created=True, storage=storage, slot_prefix="ps_jeeves_powersync_",
+        audience=("jeeves",), kid=kid, link=link,
+        current_rules=RulesRevision(1, 2, rules, "d", "Set rules"),
+    )
+
+
+def test_rules_survive_rendering_byte_for_byte():
+    rules = "bucket_definitions:\n  by_user:  \n\tparameters: SELECT 'é😀' AS x\r\n\n\n"
+    parsed = yaml.load(config_render.render(config_render.desired_config(state_with(rules))), Loader=EnvLoader)
+    assert parsed["sync_config"]["content"] == rules
+
+
+def test_config_uses_env_references_for_secrets():
+    parsed = yaml.load(config_render.render(config_render.desired_config(state_with("streams: {}\n"))), Loader=EnvLoader)
+    connection = parsed["replication"]["connections"][0]
+    assert connection["type"] == "postgresql"
+    assert connection["uri"] == ("ENV", "PS_DATA_SOURCE_URI")
+    assert connection["slot_name_prefix"] == "ps_jeeves_powersync_"
+    assert parsed["storage"]["uri"] == ("ENV", "PS_STORAGE_SOURCE_URI")
+    assert parsed["client_auth"]["jwks"]["keys"] == [{"kty": "oct", "alg": "HS256", "kid": "jeeves-dev", "k": ("ENV", "PS_SECRET_KEY_B64")}]
+    assert parsed["client_auth"]["audience"] == ["jeeves"]
+    assert parsed["api"]["tokens"] == [("ENV", "PS_API_TOKEN")]
+    assert parsed["port"] == 8080
+
+
+def test_same_database_storage_reads_the_source_uri():
+    parsed = yaml.load(
+        config_render.render(config_render.desired_config(state_with("streams: {}\n", storage="same-database"))),
+        Loader=EnvLoader,
+    )
+    assert parsed["storage"]["uri"] == ("ENV", "PS_DATA_SOURCE_URI")
+
+
+def test_key_without_kid_has_no_kid_field():
+    parsed = yaml.load(config_render.render(config_render.desired_config(state_with("streams: {}\n", kid=None))), Loader=EnvLoader)
+    assert "kid" not in parsed["client_auth"]["jwks"]["keys"][0]
+
+
+def test_rendering_is_deterministic():
+    state = state_with("streams: {}\n")
+    assert config_render.render(config_render.desired_config(state)) == config_render.render(config_render.desired_config(state))

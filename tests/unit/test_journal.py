@@ -1,0 +1,62 @@
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from powersync_plugin.adapters.journal import SCHEMA_REVISION, Journal, JournalError, create_or_upgrade
+from powersync_plugin.core.errors import ConcurrencyError
+from powersync_plugin.core.events import NewEvent
+
+
+@pytest.fixture
+def journal(tmp_path) -> Journal:
+    path = tmp_path / "journal.sqlite3"
+    create_or_upgrade(path)
+    return Journal(path)
+
+
+def test_schema_revision_matches_the_alembic_head():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parents[2] / "migrations"))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
+def test_journal_is_0600_and_in_wal_mode(journal):
+    assert stat.S_IMODE(os.stat(journal.path).st_mode) == 0o600
+    assert sqlite3.connect(journal.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_append_is_versioned_and_stale_appends_are_refused(journal):
+    event = NewEvent("instance.created", {"x": 1})
+    first = journal.append("a", 0, [event, NewEvent("deploy.succeeded", {"cause": 1})], "alice", "dokku powersync:create a")
+    assert [e.version for e in first] == [1, 2]
+    assert first[0].actor == "alice" and first[0].schema == 1
+    with pytest.raises(ConcurrencyError, match="changed concurrently"):
+        journal.append("a", 1, [event], "bob", "cmd")
+    assert [e.version for e in journal.load("a")] == [1, 2]
+    journal.append("b", 0, [event], "bob", "cmd")
+    assert journal.streams() == ["a", "b"]
+
+
+def test_newer_schema_is_refused(journal):
+    with sqlite3.connect(journal.path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(JournalError, match="newer than this plugin"):
+        Journal(journal.path)
+
+
+def test_corrupted_journal_is_a_clear_error(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match="cannot be read"):
+        Journal(path)
+
+
+def test_missing_journal_says_how_to_create_it(tmp_path):
+    with pytest.raises(JournalError, match="plugin:install"):
+        Journal(tmp_path / "nope.sqlite3")
