@@ -21,6 +21,9 @@ DERIVED_REPOSITORY = "dokku-powersync/powersync-service"
 LABEL_BASE_IMAGE = "com.dokku.powersync.base-image"
 LABEL_BASE_DIGEST = "com.dokku.powersync.base-digest"
 LABEL_BASE_VERSION = "com.dokku.powersync.base-version"
+# Dokku re-tags what it deploys as dokku/<app>:latest, but image labels carry through to the
+# container: this one says which derived image an app runs.
+LABEL_DERIVED_TAG = "com.dokku.powersync.derived-tag"
 
 # Dokku runs only `startup` checks, from /app/app.json in the image (zero-downtime facts).
 APP_JSON = {
@@ -168,12 +171,12 @@ class DockerEngine:
         short = base.digest.split(":", 1)[-1][:12]
         tag = f"{DERIVED_REPOSITORY}:{version}-{short}"
         existing = self.image(tag)
-        if existing is not None and existing.labels.get(LABEL_BASE_DIGEST) == base.digest:
+        if existing is not None and existing.labels.get(LABEL_DERIVED_TAG) == tag and existing.labels.get(LABEL_BASE_DIGEST) == base.digest:
             return tag
         dockerfile = (
             f"FROM {base.id}\n"
             f'LABEL {LABEL_BASE_IMAGE}="{base_reference}" {LABEL_BASE_DIGEST}="{base.digest}" '
-            f'{LABEL_BASE_VERSION}="{version}"\n'
+            f'{LABEL_BASE_VERSION}="{version}" {LABEL_DERIVED_TAG}="{tag}"\n'
             "COPY app.json /app/app.json\n"
         )
         context = io.BytesIO()
@@ -250,7 +253,8 @@ def _view(container) -> ContainerView:
     return ContainerView(
         id=container.id,
         name=container.name,
-        image=container.attrs.get("Config", {}).get("Image", ""),
+        image=(container.attrs.get("Config", {}).get("Labels") or {}).get(LABEL_DERIVED_TAG)
+        or container.attrs.get("Config", {}).get("Image", ""),
         running=bool(state.get("Running")),
         restart_count=int(container.attrs.get("RestartCount", 0) or 0),
         exit_code=int(state.get("ExitCode", 0) or 0),

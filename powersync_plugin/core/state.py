@@ -65,11 +65,16 @@ class InstanceState:
 
     @property
     def pending_intent(self) -> Optional[int]:
-        """The latest intent that has no recorded outcome (a crash between append and apply)."""
-        for version, type_ in reversed(self.intents):
-            if type_ in ("rules.set", "backend.linked", "backend.unlinked") and version not in self.outcomes:
-                return version
-        return None
+        """The latest intent, when it has no recorded outcome (a crash between append and apply).
+
+        Rules set while no backend is linked are only stored (published at link): not pending.
+        """
+        if not self.intents:
+            return None
+        version, type_ = self.intents[-1]
+        if version in self.outcomes or (type_ == "rules.set" and self.link is None):
+            return None
+        return version
 
     def rules_revision(self, number: int) -> Optional[RulesRevision]:
         for revision in self.rules_history:
