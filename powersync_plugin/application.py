@@ -171,7 +171,7 @@ class Application:
         check_app_name(backend, "backend app name")
         with self._lock(name):
             state = self.load(name)
-            decisions.require_live(state)
+            decisions.require_linkable(state, backend)
             if not self.dokku.app_exists(backend):
                 raise DomainError(f"App {backend} does not exist: link an existing backend app")
             backend_env = self.dokku.config(backend)

@@ -139,17 +139,7 @@ def decide_link(
     source_sslmode: str,
     storage_sslmode: str,
 ) -> list[ev.NewEvent]:
-    require_live(state)
-    check_app_name(backend, "backend app name")
-    if backend == state.name:
-        raise UsageProblem("An instance cannot be linked to itself: name the backend app that holds SECRET_KEY")
-    if state.link is not None:
-        if state.link.backend == backend:
-            raise DomainError(f"{state.name} is already linked to {backend}")
-        raise DomainError(
-            f"{state.name} is already linked to {state.link.backend}: one backend per instance "
-            f"(`dokku powersync:unlink {state.name} {state.link.backend}` first)"
-        )
+    require_linkable(state, backend)
     if not audience or not all(audience):
         raise UsageProblem("The audience must not be empty: PowerSync rejects every token when it is")
     payload = {
@@ -165,6 +155,20 @@ def decide_link(
         "storage_sslmode": storage_sslmode,
     }
     return [ev.NewEvent(ev.BACKEND_LINKED, payload)]
+
+
+def require_linkable(state: InstanceState, backend: str) -> None:
+    require_live(state)
+    check_app_name(backend, "backend app name")
+    if backend == state.name:
+        raise UsageProblem("An instance cannot be linked to itself: name the backend app that holds SECRET_KEY")
+    if state.link is not None:
+        if state.link.backend == backend:
+            raise DomainError(f"{state.name} is already linked to {backend}")
+        raise DomainError(
+            f"{state.name} is already linked to {state.link.backend}: one backend per instance "
+            f"(`dokku powersync:unlink {state.name} {state.link.backend}` first)"
+        )
 
 
 def decide_unlink(state: InstanceState, backend: str, keep_slots: bool) -> list[ev.NewEvent]:

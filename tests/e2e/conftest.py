@@ -118,9 +118,15 @@ def app_config(h, app: str) -> dict:
     return json.loads(result.stdout) if result.returncode == 0 and result.stdout.strip() else {}
 
 
-def containers() -> list[tuple]:
-    client = docker.from_env()
-    return sorted((c.name, c.id, c.status) for c in client.containers.list(all=True))
+def containers(h) -> list[str]:
+    """This harness's containers (other suites may run beside it), listed in one call."""
+    from tests.harness.paths import ROOT_LABEL
+
+    result = subprocess.run(
+        ["docker", "ps", "-a", "--no-trunc", "--filter", f"label={ROOT_LABEL}={h.root}", "--format", "{{.Names}} {{.ID}} {{.State}}"],
+        capture_output=True, text=True, check=True,
+    )
+    return sorted(result.stdout.splitlines())
 
 
 def snapshot(h, *apps: str) -> dict:
@@ -129,7 +135,7 @@ def snapshot(h, *apps: str) -> dict:
         "journal": journal_rows(h),
         "configs": {app: app_config(h, app) for app in apps},
         "apps": h.run("apps:list").stdout,
-        "containers": containers(),
+        "containers": containers(h),
     }
 
 
