@@ -29,6 +29,7 @@ from powersync_plugin.core.projector import project
 from powersync_plugin.core.rules import check_rules, decode_rules
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.output import Output
+from powersync_plugin.queries import rules_diff
 
 DERIVED_KEYS = ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI")
 CHECK_SUBJECT = "dokku-powersync-link-check"
@@ -123,44 +124,75 @@ class Application:
             self.out.step(f"Next: dokku powersync:set-rules {name} < sync-rules.yaml; dokku powersync:link {name} <backend-app>")
 
     # --- set-rules -----------------------------------------------------------------------
-    def set_rules(self, name: str, raw: bytes, dry_run: bool, rolled_back_to: Optional[int] = None) -> None:
+    def set_rules(self, name: str, raw: bytes, dry_run: bool) -> None:
         content = decode_rules(raw)
         check_rules(content)
         with self._lock(name):
             state = self.load(name)
             decisions.require_live(state)
-            new_events = decisions.decide_set_rules(state, content, rolled_back_to)
-            container = self.docker.web_container(name) if state.link else None
-            running = container is not None and container.running
-            if not new_events:
-                revision = state.current_rules
-                self.out.step(f"Rules unchanged (r{revision.number}, {revision.digest[:12]}): nothing to publish")
-                if state.link:
-                    self._require_ready(name, state)
+            self._set_rules_locked(state, content, dry_run)
+
+    def rollback_rules(self, name: str, to: Optional[int], dry_run: bool, force: bool, confirm: Callable[[str], bool]) -> None:
+        with self._lock(name):
+            state = self.load(name)
+            decisions.require_live(state)
+            current = state.current_rules
+            target = decisions.rollback_target(state, to)
+            if current is not None and target.content == current.content:
+                self.out.step(f"{name} already runs the rules of r{target.number} (r{current.number}): nothing to do")
                 return
-            if running:
-                validation = PowerSyncApi(self.docker, container.id, state.api_token).validate_rules(content)
-                if validation.reachable and not validation.valid:
-                    reasons = "\n".join(f"  - {error}" for error in validation.errors)
-                    raise DomainError(f"The instance rejected these rules (nothing changed):\n{reasons}")
-                if not validation.reachable:
-                    self.out.warn(f"Could not validate on the running instance ({validation.errors[0]}); readiness will decide")
+            self.out.header(f"Rules diff r{current.number if current else 0} -> r{target.number}")
+            for line in rules_diff(current.content if current else "", target.content, f"r{current.number if current else 0}", f"r{target.number}"):
+                self.out.raw(line)
+            self._set_rules_locked(
+                state, target.content, dry_run=True, rolled_back_to=target.number, summary_only=False
+            )
+            restarts = "1 restart" if state.link else "no restart (not linked)"
+            self.out.step(f"Plan: rules r{current.number if current else 0} -> r{target.number}, {restarts}, backend unchanged")
             if dry_run:
-                self.out.step(new_events[0].payload["description"])
-                if state.link:
-                    after = _apply_preview(state, new_events)
-                    self._print_plan(self._publish_plan(after, self._observe(name), self._derived_tag_preview(after)))
-                else:
-                    self.out.step("Not linked: the rules would be stored and published at link")
                 return
-            state = self._record(state, new_events)
+            if not force and not confirm(f"Roll {name} back to the rules of r{target.number}?"):
+                raise DomainError("Not confirmed: nothing changed (use --force to skip the question)")
+            self._set_rules_locked(state, target.content, dry_run=False, rolled_back_to=target.number)
+
+    def _set_rules_locked(
+        self, state: InstanceState, content: str, dry_run: bool, rolled_back_to: Optional[int] = None,
+        summary_only: bool = True,
+    ) -> None:
+        name = state.name
+        new_events = decisions.decide_set_rules(state, content, rolled_back_to)
+        container = self.docker.web_container(name) if state.link else None
+        running = container is not None and container.running
+        if not new_events:
             revision = state.current_rules
-            self.out.step(f"Rules r{revision.number} recorded ({revision.digest[:12]}): {revision.description}")
-            if not state.link:
-                self.out.step(f"{name} is not linked yet: the rules are published by `dokku powersync:link {name} <backend>`")
-                return
-            backend_secrets = self._backend_secrets(state)
-            self._publish_or_restore(state, backend_secrets, state.version)
+            self.out.step(f"Rules unchanged (r{revision.number}, {revision.digest[:12]}): nothing to publish")
+            if state.link:
+                self._require_ready(name, state)
+            return
+        if running:
+            validation = PowerSyncApi(self.docker, container.id, state.api_token).validate_rules(content)
+            if validation.reachable and not validation.valid:
+                reasons = "\n".join(f"  - {error}" for error in validation.errors)
+                raise DomainError(f"The instance rejected these rules (nothing changed):\n{reasons}")
+            if not validation.reachable:
+                self.out.warn(f"Could not validate on the running instance ({validation.errors[0]}); readiness will decide")
+        if dry_run:
+            if summary_only:
+                self.out.step(new_events[0].payload["description"])
+            if state.link:
+                after = _apply_preview(state, new_events)
+                self._print_plan(self._publish_plan(after, self._observe(name), self._derived_tag_preview(after)))
+            else:
+                self.out.step("Not linked: the rules would be stored and published at link")
+            return
+        state = self._record(state, new_events)
+        revision = state.current_rules
+        self.out.step(f"Rules r{revision.number} recorded ({revision.digest[:12]}): {revision.description}")
+        if not state.link:
+            self.out.step(f"{name} is not linked yet: the rules are published by `dokku powersync:link {name} <backend>`")
+            return
+        backend_secrets = self._backend_secrets(state)
+        self._publish_or_restore(state, backend_secrets, state.version)
 
     # --- link ----------------------------------------------------------------------------
     def link(

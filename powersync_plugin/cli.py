@@ -239,11 +239,29 @@ def app_links(app: str) -> None:
 @instance_argument
 @click.option("--rules", "rules_only", is_flag=True, help="Rules revisions only.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Show the last N rows.")
+@click.option("--show", "show", type=click.IntRange(min=1), default=None, metavar="REV", help="One revision in full, with the state folded to it.")
+@click.option("--diff", "diff", default=None, metavar="A..B", help="Unified diff of the rules between two rules revisions (B: current).")
 @format_option
-def history(name: str, rules_only: bool, limit: Optional[int], output_format: str) -> None:
+def history(name: str, rules_only: bool, limit: Optional[int], show: Optional[int], diff: Optional[str], output_format: str) -> None:
     """Show every change to an instance, oldest first, with its outcome."""
     from powersync_plugin import reads
 
+    if show is not None:
+        detail = reads.revision_detail(name, show)
+        if output_format == "json":
+            click.echo(json.dumps(detail, sort_keys=True))
+            return
+        click.echo(f"=====> {name} revision {show}")
+        for key, value in detail["event"].items():
+            click.echo(f"       {key + ':':<14}{value if not isinstance(value, dict) else json.dumps(value, sort_keys=True)}")
+        click.echo(f"=====> {name} state at revision {show}")
+        for key, value in detail["state"].items():
+            click.echo(f"       {key + ':':<19}{value}")
+        return
+    if diff is not None:
+        for line in reads.rules_diff_between(name, diff):
+            click.echo(line)
+        return
     rows = reads.history(name, rules_only)
     if limit:
         rows = rows[-limit:]
@@ -260,6 +278,23 @@ def history(name: str, rules_only: bool, limit: Optional[int], output_format: st
         status = row.status + (f": {row.reason}" if row.reason and row.status == "failed" else "")
         description = row.description + (f" [{status}]" if row.status == "failed" else "")
         click.echo(f"{row.revision:<5}{row.recorded_at:<22}{row.actor[:11]:<12}{row.event:<20}{row.status:<12}{rules:<18}{description}")
+
+
+@cli.command("rollback-rules")
+@instance_argument
+@click.option("--to", "to", default=None, metavar="RREV", help="Rules revision to restore, e.g. r3 [default: the previous one].")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@dry_run_option
+def rollback_rules(name: str, to: Optional[str], force: bool, dry_run: bool) -> None:
+    """Republish an earlier rules revision as a new revision (history is never rewritten)."""
+    from powersync_plugin.queries import parse_rules_revision
+
+    def confirm(question: str) -> bool:
+        if not sys.stdin.isatty():
+            raise DomainError("Refusing to roll back without confirmation: no TTY to ask on; use --force")
+        return click.confirm(question, default=False, err=True)
+
+    Context().application().rollback_rules(name, parse_rules_revision(to) if to else None, dry_run, force, confirm)
 
 
 @cli.command("help")

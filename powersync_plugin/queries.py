@@ -1,6 +1,7 @@
 """Read-only commands: info, list, exists, links and history, all folded from the journal."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -121,3 +122,34 @@ def _describe(event: ev.StoredEvent, before: InstanceState) -> str:
     if event.type == ev.INSTANCE_DESTROYED:
         return "Destroyed"
     return event.type
+
+
+def rules_diff(before: str, after: str, before_label: str, after_label: str) -> list[str]:
+    return [
+        line.rstrip("\n")
+        for line in difflib.unified_diff(
+            before.splitlines(keepends=True), after.splitlines(keepends=True), before_label, after_label
+        )
+    ]
+
+
+def parse_rules_revision(text: str) -> int:
+    from powersync_plugin.core.errors import UsageProblem
+
+    digits = text[1:] if text.lower().startswith("r") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise UsageProblem(f"Invalid rules revision {text!r}: use r1, r2, ... (`powersync:history NAME --rules`)")
+    return int(digits)
+
+
+def masked_payload(payload: dict) -> dict:
+    """An event payload for display: generated secrets masked, rules summarised."""
+    shown = {}
+    for key, value in payload.items():
+        if key == "api_token":
+            shown[key] = MASK
+        elif key == "content":
+            shown[key] = f"<{len(value.encode())} bytes, {value.count(chr(10))} lines>"
+        else:
+            shown[key] = value
+    return shown

@@ -11,7 +11,7 @@ from powersync_plugin.core import events as ev
 from powersync_plugin.core.derive import rules_digest
 from powersync_plugin.core.errors import DomainError, UsageProblem
 from powersync_plugin.core.names import check_app_name, slot_prefix
-from powersync_plugin.core.state import InstanceState
+from powersync_plugin.core.state import InstanceState, RulesRevision
 
 STORAGE_MODES = ("separate-database", "same-database")
 _MEMORY = re.compile(r"^(\d+)([mMgG])$")
@@ -98,6 +98,31 @@ def decide_set_rules(state: InstanceState, content: str, rolled_back_to: Optiona
         payload["rolled_back_to"] = rolled_back_to
         payload["description"] = f"Rolled back to r{rolled_back_to}"
     return [ev.NewEvent(ev.RULES_SET, payload)]
+
+
+def rollback_target(state: InstanceState, number: Optional[int]) -> RulesRevision:
+    """The revision to roll back to: `number`, or the last good revision before the current one."""
+    if not state.rules_history:
+        raise DomainError(f"{state.name} has no rules revisions yet: set some with `dokku powersync:set-rules`")
+    if number is not None:
+        target = state.rules_revision(number)
+        if target is None:
+            raise DomainError(
+                f"{state.name} has no rules revision r{number} (it has r1..r{len(state.rules_history)}): "
+                f"`dokku powersync:history {state.name} --rules` lists them"
+            )
+        return target
+    current = state.current_rules
+    earlier = [revision for revision in state.rules_history if current is None or revision.number < current.number]
+    candidates = [revision for revision in earlier if not _failed(state, revision.version)]
+    if not candidates:
+        raise DomainError(f"{state.name} has no earlier good rules revision to roll back to")
+    return candidates[-1]
+
+
+def _failed(state: InstanceState, version: int) -> bool:
+    outcome_of = state.outcomes.get(version)
+    return outcome_of is not None and outcome_of.status == "failed"
 
 
 def describe_rules_change(before: Optional[str], after: str) -> str:

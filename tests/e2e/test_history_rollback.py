@@ -1,0 +1,98 @@
+"""Issue 4: history with statuses, --show, --diff, rollback-rules, and side-effect-free dry runs."""
+import json
+
+from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, make_backend, snapshot, slots
+
+BROKEN = """bucket_definitions:
+  joined:
+    data:
+      - SELECT * FROM todos JOIN lists ON todos.id = lists.id
+"""
+READ_ONLY = {
+    "apps:exists", "config:export", "config:keys", "ports:report", "domains:report", "letsencrypt:active",
+    "postgres:exists", "postgres:info", "postgres:connect", "config:get",
+}
+
+
+def history(h, name, *flags):
+    result = h.run("powersync:history", name, "--format", "json", *flags)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_dry_run_changes_nothing(h, args, apps, input=None):
+    before = snapshot(h, *apps)
+    calls_before = len(h.calls("dokku"))
+    result = h.run(*args, "--dry-run", input=input)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Plan" in result.stdout
+    made = [call["argv"][0] for call in h.calls("dokku")[calls_before:]]
+    assert snapshot(h, *apps) == before
+    assert made[0].startswith("powersync:") and set(made[1:]) <= READ_ONLY, made
+    return result.stdout
+
+
+def test_history_rollback_and_dry_runs(harness, source):
+    h = harness
+    backend = make_backend(h, source)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    assert_dry_run_changes_nothing(h, ["powersync:link", name, backend.app], [name, backend.app])
+    assert h.run("powersync:link", name, backend.app).returncode == 0
+    config_at_r1 = app_config(h, name)["POWERSYNC_CONFIG_B64"]
+    out = assert_dry_run_changes_nothing(h, ["powersync:set-rules", name], [name, backend.app], input=RULES_2)
+    assert "set config on" in out and "[restarts]" in out
+    assert h.run("powersync:set-rules", name, input=RULES_2).returncode == 0
+
+    # A failed change (stopped instance, rules the service rejects at start) is recorded as failed.
+    assert h.run("ps:stop", name).returncode == 0
+    assert h.run("powersync:set-rules", name, input=BROKEN).returncode == 1
+
+    rows = history(h, name)
+    assert [(row["event"], row["status"], row["rules_revision"]) for row in rows] == [
+        ("instance.created", "applied", None),
+        ("rules.set", "stored", "r1"),
+        ("backend.linked", "applied", None),
+        ("rules.set", "applied", "r2"),
+        ("rules.set", "failed", "r3"),
+    ]
+    assert rows[4]["reason"] and "(restored)" in rows[4]["reason"]
+    assert rows[3]["description"] == "Set rules (+1, -0)"
+    assert [row["rules_revision"] for row in history(h, name, "--rules")] == ["r1", "r2", "r3"]
+    assert history(h, name, "--limit", "1") == rows[-1:]
+    assert json.loads(h.run("powersync:history", "never-created", "--format", "json").stdout) == []
+
+    diff = h.run("powersync:history", name, "--diff", "r1..r2").stdout
+    assert diff.startswith("--- r1\n+++ r2\n") and "+  global:" in diff
+
+    shown = json.loads(h.run("powersync:history", name, "--show", str(rows[3]["revision"]), "--format", "json").stdout)
+    assert shown["event"]["type"] == "rules.set" and shown["state"]["rules-revision"] == "r2"
+    assert shown["state"]["api-token"] == "*****"
+
+    # Rolling back to r2 (what runs now) is a no-op; the default target is r1 (r3 failed).
+    result = h.run("powersync:rollback-rules", name, "--to", "r2", "--force")
+    assert result.returncode == 0 and "already runs the rules of r2" in result.stdout
+    out = assert_dry_run_changes_nothing(h, ["powersync:rollback-rules", name], [name, backend.app])
+    assert "Plan: rules r2 -> r1, 1 restart, backend unchanged" in out and "-  global:" in out
+    refused = h.run("powersync:rollback-rules", name)
+    assert refused.returncode == 1 and "use --force" in refused.stderr
+
+    assert h.run("ps:start", name).returncode == 0
+    deploys = len(h.deploys(name))
+    result = h.run("powersync:rollback-rules", name, "--force")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(h.deploys(name)) == deploys + 1
+    assert app_config(h, name)["POWERSYNC_CONFIG_B64"] == config_at_r1  # byte-identical rules
+    last = history(h, name)[-1]
+    assert (last["description"], last["status"], last["rules_revision"]) == ("Rolled back to r1", "applied", "r4")
+
+    bad = h.run("powersync:rollback-rules", name, "--to", "r9", "--force")
+    assert bad.returncode == 1 and "no rules revision r9" in bad.stderr
+
+    # Unlink and destroy: history stays readable afterwards.
+    assert_dry_run_changes_nothing(h, ["powersync:unlink", name, backend.app], [name, backend.app])
+    assert h.run("powersync:unlink", name, backend.app).returncode == 0
+    assert_dry_run_changes_nothing(h, ["powersync:destroy", name, "--force"], [name])
+    assert h.run("powersync:destroy", name, "--force").returncode == 0
+    events = [row["event"] for row in history(h, name)]
+    assert events[-2:] == ["backend.unlinked", "instance.destroyed"]
