@@ -376,6 +376,171 @@ class Application:
             self._record(state, [decisions.outcome(cause, True)])
             self.out.step(f"{name} destroyed; `dokku powersync:history {name}` still shows its past")
 
+    # --- settings, rotation, upgrade ----------------------------------------------------
+    def set_setting(self, name: str, key: str, value: str) -> None:
+        with self._lock(name):
+            state = self.load(name)
+            new_events = decisions.decide_setting(state, key, value)
+            if not new_events:
+                self.out.step(f"{key} is already {value} on {name}")
+                return
+            state = self._record(state, new_events)
+            self._record(state, [decisions.outcome(state.version, True)])
+            self.out.step(f"Set {key}={value} on {name}")
+
+    def rotate(self, name: str, cause: str, from_hook: bool = False) -> None:
+        """Re-derive the instance from its backend's current SECRET_KEY and DATABASE_URL."""
+        with self._lock(name):
+            state = self.load(name)
+            decisions.require_live(state)
+            if state.link is None:
+                raise DomainError(f"{name} is not linked: nothing to rotate")
+            backend = state.link.backend
+            env = self.dokku.config(backend)
+            missing = [key for key in ("SECRET_KEY", "DATABASE_URL") if not env.get(key)]
+            if missing:
+                message = (
+                    f"{backend} no longer has {' or '.join(missing)}: {name} was left as it is and keeps "
+                    f"accepting tokens signed with the previous secret. Restore it on {backend}, then run "
+                    f"`dokku powersync:rotate {name}`"
+                )
+                self._record(state, [ev.NewEvent(ev.BACKEND_CHANGED, {"cause": f"{' and '.join(missing)} removed from {backend}"})])
+                raise DomainError(message)
+            secret_key = env["SECRET_KEY"]
+            self.out.redactor.add(secret_key, derive.secret_key_b64(secret_key), env["DATABASE_URL"])
+            source_uri, _ = derive.normalise_source_uri(env["DATABASE_URL"])
+            service = derive.postgres_service_of(source_uri)
+            if service != state.link.postgres_service:
+                raise DomainError(
+                    f"{backend}'s DATABASE_URL now points at another database server: relink "
+                    f"(`dokku powersync:unlink {name} {backend}` then `link`) so slots and storage move with it"
+                )
+            if from_hook and not state.auto_rotate:
+                self._record(state, [ev.NewEvent(ev.BACKEND_CHANGED, {"cause": cause})])
+                self.out.warn(f"{name} is now stale ({cause}); auto-rotate is off: run `dokku powersync:rotate {name}`")
+                return
+            new_events = decisions.decide_rotation(state, derive.fingerprint(secret_key), derive.fingerprint(source_uri), cause)
+            if not new_events:
+                self.out.step(f"{name} already uses {backend}'s current secret and source")
+                return
+            self.out.header(f"Rotating {name}: {cause}")
+            state = self._record(state, new_events)
+            storage_uri = derive.with_database(source_uri, state.storage_database) if state.storage_database else None
+            if state.storage == "uri":
+                storage_uri = self.dokku.config(name).get("PS_STORAGE_SOURCE_URI")
+            self._publish_or_restore(state, BackendSecrets(secret_key, source_uri, storage_uri), state.version)
+
+    def upgrade(self, name: str, image: Optional[str], image_version: Optional[str], force: bool, dry_run: bool) -> None:
+        with self._lock(name):
+            state = self.load(name)
+            decisions.require_live(state)
+            target_image = image or state.image
+            target_version = image_version or settings.default_image_version()
+            reference = f"{target_image}:{target_version}"
+            found = self.docker.image(reference)
+            if found is None and not dry_run:
+                self.out.step(f"Pulling {reference}")
+                found = self.docker.pull(reference)
+            digest = found.digest if found else "unknown"
+            if image is None and state.image != settings.DEFAULT_IMAGE:
+                self.out.step(f"Keeping the custom image {state.image} (pass --image to change it)")
+            new_events = decisions.decide_upgrade(state, target_image, target_version, digest, force, image is not None)
+            if not new_events:
+                self.out.step(f"{name} already runs {state.image}:{state.image_version}: nothing to upgrade")
+                return
+            after = _apply_preview(state, new_events)
+            if dry_run:
+                self.out.step(f"Upgrade {state.image}:{state.image_version} -> {after.image}:{after.image_version}")
+                if state.link:
+                    self._print_plan(self._publish_plan(after, self._observe(name), self._derived_tag_preview(after)))
+                return
+            state = self._record(state, new_events)
+            self.out.header(f"Upgrading {name} to {state.image}:{state.image_version} ({digest[:19]})")
+            if not state.link:
+                self._record(state, [decisions.outcome(state.version, True)])
+                self.out.step(f"{name} is not linked: the new version is deployed at link")
+                return
+            self._publish_or_restore(state, self._backend_secrets(state), state.version)
+
+    def reconcile(self, name: str, dry_run: bool) -> None:
+        """Converge the app on the journal: after a crash mid-command, or drift made by hand."""
+        with self._lock(name):
+            state = self.load(name)
+            decisions.require_live(state)
+            pending = state.pending_intent
+            if state.link is None:
+                if pending is not None and not dry_run:
+                    self._record(state, [decisions.outcome(pending, False, "interrupted before it was applied; nothing deployed")])
+                self.out.step(f"{name} is not linked: nothing deployed to converge")
+                return
+            backend_secrets = self._backend_secrets(state)
+            reference, base = self._base_image(state)
+            tag = self.docker.build_derived(base, reference, state.image_version)
+            plan = self._publish_plan(state, self._observe(name), tag, self._desired_env(state, backend_secrets))
+            if dry_run or (not plan.actions and pending is None):
+                if plan.actions:
+                    self._print_plan(plan)
+                else:
+                    self.out.step(f"{name} matches its journal (revision {state.version})")
+                return
+            if pending is not None:
+                self.out.step(f"Revision {pending} has no recorded outcome (interrupted): applying it now")
+            else:
+                self.out.step(f"{name} drifted from its journal: converging")
+                state = self._record(state, [ev.NewEvent(ev.BACKEND_ROTATED, {
+                    "backend": state.link.backend, "cause": "reconcile: drift repaired",
+                    "secret_fingerprint": state.link.secret_fingerprint, "source_fingerprint": state.link.source_fingerprint,
+                })])
+                pending = state.version
+            self._publish_or_restore(state, backend_secrets, pending)
+
+    # --- thin Dokku-native commands --------------------------------------------------------
+    def lifecycle(self, name: str, action: str) -> int:
+        state = self.load(name)
+        decisions.require_live(state)
+        if state.link is None and action != "stop":
+            raise DomainError(f"{name} is not deployed yet: `dokku powersync:link {name} <backend>` deploys it")
+        return self.dokku.passthrough(f"ps:{action}", name)
+
+    def token(self, name: str, subject: str, ttl: int, claims: dict[str, str]) -> str:
+        state = self.load(name)
+        decisions.require_live(state)
+        if state.link is None:
+            raise DomainError(f"{name} is not linked: a token is signed with the backend's SECRET_KEY")
+        secret_key, _ = _backend_values(state.link.backend, self.dokku.config(state.link.backend))
+        now = int(time.time())
+        payload = {**claims, "sub": subject, "aud": state.audience[0], "iat": now, "exp": now + ttl}
+        return derive.sign_hs256(secret_key.encode("utf-8"), payload, state.kid)
+
+    def status(self, name: str) -> dict:
+        state = self.load(name)
+        decisions.require_live(state)
+        container = self.docker.web_container(name)
+        result: dict = {"name": name, "running": bool(container and container.running)}
+        result["image"] = container.image if container else "-"
+        base = self.docker.image(f"{state.image}:{state.image_version}")
+        result["image-digest"] = base.digest if base else "-"
+        if container and container.running:
+            api = PowerSyncApi(self.docker, container.id, state.api_token)
+            result["ready"] = api.readiness().ok
+            result["diagnostics"] = api.diagnostics()
+        else:
+            result["ready"] = False
+        if state.link:
+            desired = config_render.render(config_render.desired_config(state))
+            deployed = self.dokku.config(name).get("POWERSYNC_CONFIG_B64", "")
+            result["config-drift"] = base64.b64encode(desired.encode()).decode() != deployed
+            if state.link.postgres_service:
+                pattern = state.slot_prefix.replace("_", "\\_") + "%"
+                rows = self.dokku.postgres_query(
+                    state.link.postgres_service,
+                    "SELECT slot_name, active, pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) "
+                    f"FROM pg_replication_slots WHERE slot_name LIKE '{pattern}';\n",
+                )
+                result["slots"] = [{"slot": r[0], "active": r[1] == "t", "retained_wal": r[2]} for r in rows if len(r) == 3]
+        result["stale"] = state.stale_cause or "-"
+        return result
+
     # --- publishing ----------------------------------------------------------------------
     def _desired_env(self, state: InstanceState, backend_secrets: BackendSecrets) -> dict[str, str]:
         rendered = config_render.render(config_render.desired_config(state))
@@ -535,6 +700,43 @@ class Application:
             return False
 
     # --- link helpers --------------------------------------------------------------------
+    def on_backend_config_change(self, backend: str, action: str, keys: list[str]) -> None:
+        """post-config-update on a linked backend: rotate when SECRET_KEY or DATABASE_URL changed."""
+        from powersync_plugin import reads
+
+        watched = {"SECRET_KEY", "DATABASE_URL"}
+        changed = sorted(watched & set(keys)) if action != "clear" else sorted(watched)
+        if not changed:
+            return
+        for name in reads.instances_linked_to(backend):
+            cause = f"{' and '.join(changed)} {'cleared' if action == 'clear' else action} on {backend}"
+            try:
+                self.rotate(name, cause, from_hook=True)
+            except DomainError as exc:
+                self.out.warn(str(exc))
+
+    def on_app_destroy(self, app: str) -> None:
+        """pre-delete: an instance app destroyed with apps:destroy, or a linked backend going away."""
+        from powersync_plugin import reads
+
+        state = self.load(app)
+        if state.live and state.intents and state.intents[-1][0] not in state.outcomes and state.intents[-1][1] == ev.INSTANCE_DESTROYED:
+            return  # powersync:destroy is destroying it and holds the lock
+        if state.live:
+            with self._lock(app):
+                state = self.load(app)
+                if state.link and state.link.postgres_service:
+                    self._compensate(lambda: self._drop_slots(state.link.postgres_service, state.slot_prefix))
+                state = self._record(state, [ev.NewEvent(ev.INSTANCE_DESTROYED, {"cause": "apps:destroy"})])
+                self._record(state, [decisions.outcome(state.version, True)])
+                self.out.warn(f"{app} was a PowerSync instance: recorded as destroyed (its replication slots were dropped)")
+        for name in reads.instances_linked_to(app):
+            self.out.step(f"{app} is being destroyed: unlinking PowerSync instance {name}")
+            try:
+                self.unlink(name, app, no_restart=True, keep_slots=False, dry_run=False)
+            except DomainError as exc:
+                self.out.warn(f"Could not unlink {name} from {app}: {exc}")
+
     def _backend_secrets(self, state: InstanceState) -> BackendSecrets:
         backend = state.link.backend
         secret_key, _ = _backend_values(backend, self.dokku.config(backend))

@@ -142,7 +142,7 @@ def destroy(name: str, force: bool, dry_run: bool) -> None:
 INFO_FLAGS = (
     "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
     "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "slot-prefix", "api-token",
-    "journal-revision", "pending-change",
+    "journal-revision", "pending-change", "auto-rotate", "stale",
 )
 
 
@@ -297,6 +297,114 @@ def rollback_rules(name: str, to: Optional[str], force: bool, dry_run: bool) -> 
     Context().application().rollback_rules(name, parse_rules_revision(to) if to else None, dry_run, force, confirm)
 
 
+@cli.command("set")
+@instance_argument
+@click.argument("key", metavar="<key>")
+@click.argument("value", metavar="<value>")
+def set_command(name: str, key: str, value: str) -> None:
+    """Change an instance setting (auto-rotate true|false)."""
+    Context().application().set_setting(name, key, value)
+
+
+@cli.command("rotate")
+@instance_argument
+def rotate(name: str) -> None:
+    """Re-derive the instance from its backend's current SECRET_KEY and DATABASE_URL."""
+    Context().application().rotate(name, "rotated by hand")
+
+
+@cli.command("upgrade")
+@instance_argument
+@click.option("--image-version", default=None, help=f"Target version [default: the plugin's pin, {settings.PINNED_IMAGE_VERSION}].")
+@click.option("--image", default=None, help="Switch to another image repository.")
+@click.option("-f", "--force", is_flag=True, help="Allow a downgrade (storage migrations are not reversible).")
+@dry_run_option
+def upgrade(name: str, image_version: Optional[str], image: Optional[str], force: bool, dry_run: bool) -> None:
+    """Pin a new PowerSync version and redeploy (one restart, gated on readiness)."""
+    Context().application().upgrade(name, image, image_version, force, dry_run)
+
+
+@cli.command("reconcile")
+@instance_argument
+@dry_run_option
+def reconcile(name: str, dry_run: bool) -> None:
+    """Converge the app on the journal after an interrupted command or manual drift."""
+    Context().application().reconcile(name, dry_run)
+
+
+def _lifecycle_command(action: str, summary: str):
+    @instance_argument
+    def command(name: str) -> None:
+        sys.exit(Context().application().lifecycle(name, action))
+
+    command.__doc__ = summary
+    return cli.command(action)(command)
+
+
+_lifecycle_command("start", "Start a stopped instance (Dokku's ps:start).")
+_lifecycle_command("stop", "Stop an instance (Dokku's ps:stop).")
+_lifecycle_command("restart", "Restart an instance; traffic switches once it is ready (ps:restart).")
+
+
+@cli.command("logs")
+@instance_argument
+@click.option("-t", "--tail", "tail", is_flag=True, help="Follow the logs.")
+@click.option("-n", "--num", "num", type=int, default=None, help="Number of lines.")
+def logs(name: str, tail: bool, num: Optional[int]) -> None:
+    """Show the instance's logs (Dokku's logs)."""
+    from powersync_plugin import reads
+
+    if not reads.exists(name):
+        raise DomainError(f"PowerSync instance {name} does not exist")
+    args = ["logs", name] + (["-t"] if tail else []) + (["-n", str(num)] if num else [])
+    os.execvp("dokku", ["dokku", *args])
+
+
+@cli.command("enter")
+@instance_argument
+def enter(name: str) -> None:
+    """Open a shell in the instance's running container (Dokku's enter)."""
+    from powersync_plugin import reads
+
+    if not reads.exists(name):
+        raise DomainError(f"PowerSync instance {name} does not exist")
+    os.execvp("dokku", ["dokku", "enter", name, "web"])
+
+
+@cli.command("token")
+@instance_argument
+@click.option("--sub", "subject", required=True, help="Subject (user id) of the token.")
+@click.option("--ttl", type=click.IntRange(min=1, max=3600), default=300, show_default=True, help="Lifetime in seconds (at most one hour).")
+@click.option("--claim", "claims", multiple=True, metavar="KEY=VALUE", help="Extra claim (repeatable).")
+def token(name: str, subject: str, ttl: int, claims: tuple[str, ...]) -> None:
+    """Print a development token signed exactly as the backend signs."""
+    extra = {}
+    for claim in claims:
+        key, sep, value = claim.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"Invalid --claim {claim!r}: use KEY=VALUE")
+        extra[key] = value
+    click.echo(Context().application().token(name, subject, ttl, extra))
+
+
+@cli.command("status")
+@instance_argument
+@format_option
+def status(name: str, output_format: str) -> None:
+    """Readiness, image, drift, rules progress and replication slots of an instance."""
+    result = Context(json_output=output_format == "json").application().status(name)
+    if output_format == "json":
+        click.echo(json.dumps(result, sort_keys=True, default=str))
+        return
+    click.echo(f"=====> {name} status")
+    for key, value in result.items():
+        if key == "diagnostics":
+            value = "available" if value else "-"
+        if key == "slots":
+            value = ", ".join(f"{s['slot']} ({'active' if s['active'] else 'inactive'}, {s['retained_wal']} retained)" for s in value) or "-"
+        click.echo(f"       {key.replace('-', ' ').capitalize() + ':':<16}{value}")
+
+
 @cli.command("help")
 @click.argument("command", required=False, metavar="[<command>]")
 def help_command(command: Optional[str]) -> None:
@@ -309,6 +417,10 @@ def help_command(command: Optional[str]) -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     os.umask(0o077)  # the journal, its WAL files and instance files hold secrets
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0].startswith("hook:"):
+        from powersync_plugin.hook_handlers import run_hook
+
+        sys.exit(run_hook(args[0].split(":", 1)[1], args[1:]))
     if args and args[0].startswith(f"{PLUGIN}:"):
         args[0] = args[0].split(":", 1)[1]
     elif args and args[0] == PLUGIN:

@@ -34,6 +34,8 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
         "api-token": MASK,
         "journal-revision": str(state.version),
         "pending-change": str(state.pending_intent) if state.pending_intent else "-",
+        "auto-rotate": "true" if state.auto_rotate else "false",
+        "stale": state.stale_cause or "-",
     }
 
 

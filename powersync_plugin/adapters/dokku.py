@@ -60,6 +60,15 @@ class Dokku:
             raise self.failure(args, result)
         return result
 
+    def passthrough(self, *args: str) -> int:
+        """Run a Dokku command with the user's terminal (logs, ps:*): its output is Dokku's own."""
+        started = time.monotonic()
+        try:
+            return subprocess.run([self.binary, *args]).returncode
+        finally:
+            self.timer.seconds += time.monotonic() - started
+            self.timer.calls += 1
+
     def failure(self, args: Sequence[str], result: subprocess.CompletedProcess) -> DokkuCommandFailed:
         output = self.redactor.text((result.stdout or "") + (result.stderr or ""))
         tail = "\n".join(line for line in output.strip().splitlines()[-8:])

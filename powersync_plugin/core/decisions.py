@@ -215,6 +215,60 @@ def decide_destroy(state: InstanceState) -> list[ev.NewEvent]:
     return [ev.NewEvent(ev.INSTANCE_DESTROYED, {})]
 
 
+SETTINGS = {"auto-rotate": ("true", "false")}
+
+
+def decide_setting(state: InstanceState, key: str, value: str) -> list[ev.NewEvent]:
+    require_live(state)
+    if key not in SETTINGS:
+        raise UsageProblem(f"Unknown setting {key!r}: known settings are {', '.join(sorted(SETTINGS))}")
+    if value not in SETTINGS[key]:
+        raise UsageProblem(f"Invalid value {value!r} for {key}: use {' or '.join(SETTINGS[key])}")
+    current = "true" if state.auto_rotate else "false"
+    if key == "auto-rotate" and value == current:
+        return []
+    return [ev.NewEvent(ev.SETTING_CHANGED, {"key": key, "value": value})]
+
+
+def decide_rotation(state: InstanceState, secret_fingerprint: str, source_fingerprint: str, cause: str) -> list[ev.NewEvent]:
+    require_live(state)
+    if state.link is None:
+        raise DomainError(f"{state.name} is not linked: nothing to rotate")
+    link = state.link
+    if link.secret_fingerprint == secret_fingerprint and link.source_fingerprint == source_fingerprint and not state.stale_cause:
+        return []
+    return [ev.NewEvent(ev.BACKEND_ROTATED, {
+        "backend": link.backend, "cause": cause,
+        "secret_fingerprint": secret_fingerprint, "source_fingerprint": source_fingerprint,
+    })]
+
+
+def decide_upgrade(
+    state: InstanceState, image: str, image_version: str, digest: str, force: bool, image_given: bool
+) -> list[ev.NewEvent]:
+    require_live(state)
+    if not _VERSION.match(image_version):
+        raise UsageProblem(f"Invalid --image-version {image_version!r}: use an exact X.Y.Z release")
+    if image != state.image and not image_given:
+        image = state.image  # never switch a custom image back to the default silently
+    if image == state.image and image_version == state.image_version and (digest == state.image_digest or not state.image_digest):
+        return []
+    if image == state.image and _version_key(image_version) < _version_key(state.image_version) and not force:
+        raise DomainError(
+            f"{image_version} is older than {state.image_version}: PowerSync's storage migrations are not "
+            "reversible, so a downgrade can fail with 'storage version not supported'. Use --force if you are sure"
+        )
+    return [ev.NewEvent(ev.IMAGE_UPGRADED, {
+        "image": image, "image_version": image_version, "digest": digest,
+        "from": f"{state.image}:{state.image_version}",
+    })]
+
+
+def _version_key(version: str) -> tuple:
+    core = version.split("-", 1)[0]
+    return tuple(int(part) for part in core.split("."))
+
+
 def outcome(cause: int, ok: bool, reason: str = "", restored: bool = False, **extra) -> ev.NewEvent:
     payload = {"cause": cause, **extra}
     if not ok:

@@ -16,13 +16,23 @@ BACKEND_UNLINKED = "backend.unlinked"
 DEPLOY_SUCCEEDED = "deploy.succeeded"
 DEPLOY_FAILED = "deploy.failed"
 INSTANCE_DESTROYED = "instance.destroyed"
+BACKEND_ROTATED = "backend.rotated"
+SETTING_CHANGED = "setting.changed"
+IMAGE_UPGRADED = "image.upgraded"
+# An observation, neither intent nor outcome: a linked backend's secret or source changed while
+# automatic rotation was off (or could not run), so the instance is stale until rotated.
+BACKEND_CHANGED = "backend.changed"
 
 # Intents start a change; outcomes close one, naming the intent's stream version as `cause`.
 INTENT_TYPES = frozenset(
-    {INSTANCE_CREATED, RULES_SET, BACKEND_LINKED, BACKEND_UNLINKED, INSTANCE_DESTROYED}
+    {
+        INSTANCE_CREATED, RULES_SET, BACKEND_LINKED, BACKEND_UNLINKED, INSTANCE_DESTROYED, BACKEND_ROTATED,
+        SETTING_CHANGED, IMAGE_UPGRADED,
+    }
 )
 OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})
-KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES
+OBSERVATION_TYPES = frozenset({BACKEND_CHANGED})
+KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES | OBSERVATION_TYPES
 
 CURRENT_SCHEMA = {name: 1 for name in KNOWN_TYPES}
 

@@ -85,6 +85,35 @@ def _unlinked(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
     return replace(state, link=None, slots_kept=bool(event.payload.get("slots_kept")))
 
 
+def _rotated(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    if state.link is None:
+        return state
+    link = replace(state.link, secret_fingerprint=p["secret_fingerprint"], source_fingerprint=p["source_fingerprint"])
+    return replace(
+        state, link=link, stale_cause=None, rotation_undo={**state.rotation_undo, event.version: (state.link, state.stale_cause)}
+    )
+
+
+def _backend_changed(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    return replace(state, stale_cause=event.payload["cause"])
+
+
+def _setting(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    if p["key"] == "auto-rotate":
+        return replace(state, auto_rotate=p["value"] == "true")
+    return state
+
+
+def _upgraded(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    return replace(
+        state, image=p["image"], image_version=p["image_version"], image_digest=p.get("digest"),
+        upgrade_undo={**state.upgrade_undo, event.version: (state.image, state.image_version, state.image_digest)},
+    )
+
+
 def _destroyed(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
     return replace(state, destroyed=True, link=None)
 
@@ -107,6 +136,12 @@ def _undo_failed_intent(state: InstanceState, cause: int) -> InstanceState:
         return replace(state, created=False)
     if (cause, ev.INSTANCE_DESTROYED) in state.intents:
         return replace(state, destroyed=False)
+    if cause in state.rotation_undo:
+        link, stale_cause = state.rotation_undo[cause]
+        return replace(state, link=link, stale_cause=stale_cause or "rotation failed")
+    if cause in state.upgrade_undo:
+        image, version, digest = state.upgrade_undo[cause]
+        return replace(state, image=image, image_version=version, image_digest=digest)
     if state.link is not None and state.link.version == cause:
         return replace(state, link=None)
     if state.current_rules is not None and state.current_rules.version == cause:
@@ -125,6 +160,10 @@ _HANDLERS = {
     ev.BACKEND_LINKED: _linked,
     ev.BACKEND_UNLINKED: _unlinked,
     ev.INSTANCE_DESTROYED: _destroyed,
+    ev.BACKEND_ROTATED: _rotated,
+    ev.SETTING_CHANGED: _setting,
+    ev.IMAGE_UPGRADED: _upgraded,
+    ev.BACKEND_CHANGED: _backend_changed,
     ev.DEPLOY_SUCCEEDED: _outcome,
     ev.DEPLOY_FAILED: _outcome,
 }

@@ -56,6 +56,11 @@ class InstanceState:
     link: Optional[BackendLink] = None
     last_postgres_service: Optional[str] = None
     slots_kept: bool = False
+    auto_rotate: bool = True
+    rotation_undo: dict = field(default_factory=dict)  # rotation version -> link before it
+    upgrade_undo: dict = field(default_factory=dict)  # upgrade version -> (image, version, digest)
+    image_digest: Optional[str] = None
+    stale_cause: Optional[str] = None  # set by backend.changed, cleared by a successful rotation
     outcomes: dict = field(default_factory=dict)  # intent version -> Outcome
     intents: tuple[tuple[int, str], ...] = ()  # (version, type) of every intent, in order
 
@@ -72,7 +77,7 @@ class InstanceState:
         if not self.intents:
             return None
         version, type_ = self.intents[-1]
-        if version in self.outcomes or (type_ == "rules.set" and self.link is None):
+        if version in self.outcomes or type_ == "setting.changed" or (type_ == "rules.set" and self.link is None):
             return None
         return version
 

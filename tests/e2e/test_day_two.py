@@ -1,0 +1,130 @@
+"""Issue 6: upgrade, rotation on post-config-update, backend destroy, reconcile after a crash."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, journal_rows, make_backend, slots, sync_stream_status
+
+
+def linked_instance(h, source, *link_flags):
+    backend = make_backend(h, source)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    result = h.run("powersync:link", name, backend.app, *link_flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return name, backend
+
+
+def history(h, name):
+    return json.loads(h.run("powersync:history", name, "--format", "json").stdout)
+
+
+def test_upgrade_is_one_restart_and_a_downgrade_is_refused(harness, source):
+    h = harness
+    name, backend = linked_instance(h, source)
+    deploys = len(h.deploys(name))
+    dry = h.run("powersync:upgrade", name, "--image-version", "1.26.0", "--dry-run")
+    assert dry.returncode == 0 and "1.25.0 -> journeyapps/powersync-service:1.26.0" in dry.stdout
+    assert len(h.deploys(name)) == deploys
+    result = h.run("powersync:upgrade", name, "--image-version", "1.26.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(h.deploys(name)) == deploys + 1
+    assert h.run("powersync:info", name, "--image-version").stdout.strip() == "1.26.0"
+    assert "1.26.0" in h.run("powersync:status", name).stdout
+
+    same = h.run("powersync:upgrade", name, "--image-version", "1.26.0")
+    assert same.returncode == 0 and "nothing to upgrade" in same.stdout
+    down = h.run("powersync:upgrade", name, "--image-version", "1.25.0")
+    assert down.returncode == 1 and "not reversible" in down.stderr and "--force" in down.stderr
+    assert len(h.deploys(name)) == deploys + 1
+    assert history(h, name)[-1]["event"] == "image.upgraded"
+
+
+def test_secret_rotation_follows_the_backend(harness, source):
+    h = harness
+    name, backend = linked_instance(h, source, "--kid", "k1")
+    old_token = backend.token(backend.app, "k1")
+    assert sync_stream_status(name, old_token)[0] == 200
+    deploys = len(h.deploys(name))
+
+    new_secret = "n" * 70
+    result = h.run("config:set", "--no-restart", backend.app, f"SECRET_KEY={new_secret}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert new_secret not in result.stdout + result.stderr or "SECRET_KEY:" in result.stdout  # Dokku echoes its own var
+    assert len(h.deploys(name)) == deploys + 1
+    backend.secret_key = new_secret
+    assert sync_stream_status(name, backend.token(backend.app, "k1"))[0] == 200
+    assert sync_stream_status(name, old_token)[0] == 401
+    last = history(h, name)[-1]
+    assert (last["event"], last["status"]) == ("backend.rotated", "applied")
+
+    # Unrelated keys and the plugin's own writes do not rotate.
+    assert h.run("config:set", "--no-restart", backend.app, "OTHER=1").returncode == 0
+    assert len(h.deploys(name)) == deploys + 1
+
+    # auto-rotate off: the instance goes stale until rotated by hand.
+    assert h.run("powersync:set", name, "auto-rotate", "false").returncode == 0
+    assert h.run("config:set", "--no-restart", backend.app, "SECRET_KEY=" + "m" * 70).returncode == 0
+    assert len(h.deploys(name)) == deploys + 1
+    assert "SECRET_KEY set" in h.run("powersync:info", name, "--stale").stdout
+    assert h.run("powersync:rotate", name).returncode == 0
+    assert h.run("powersync:info", name, "--stale").stdout.strip() == "-"
+    backend.secret_key = "m" * 70
+    assert sync_stream_status(name, backend.token(backend.app, "k1"))[0] == 200
+
+    # The backend losing its secret leaves the instance alone, loudly; config:unset still succeeds.
+    unset = h.run("config:unset", "--no-restart", backend.app, "SECRET_KEY")
+    assert unset.returncode == 0
+    assert h.run("powersync:set", name, "auto-rotate", "true").returncode == 0
+    assert sync_stream_status(name, backend.token(backend.app, "k1"))[0] == 200
+
+
+def test_destroying_a_linked_backend_unlinks_it(harness, source):
+    h = harness
+    name, backend = linked_instance(h, source)
+    prefix = h.run("powersync:info", name, "--slot-prefix").stdout.strip()
+    result = h.run("apps:destroy", backend.app, "--force")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert h.run("powersync:links", name).stdout.strip() == ""
+    rows = history(h, name)
+    assert (rows[-1]["event"], rows[-1]["status"]) == ("backend.unlinked", "applied")
+    assert not any(slot.startswith(prefix) for slot in slots(h, source))
+    assert h.run("powersync:destroy", name, "--force").returncode == 0
+
+
+def test_apps_destroy_of_an_instance_is_recorded(harness):
+    h = harness
+    name = create_instance(h)
+    assert h.run("apps:destroy", name, "--force").returncode == 0
+    assert h.run("powersync:exists", name).returncode == 1
+    assert history(h, name)[-1]["event"] == "instance.destroyed"
+
+
+def test_reconcile_repairs_a_command_killed_after_the_append(harness, source):
+    h = harness
+    name, backend = linked_instance(h, source)
+    before = len(journal_rows(h))
+    process = subprocess.Popen(
+        ["dokku", "powersync:set-rules", name], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=h.env, start_new_session=True,
+    )
+    process.stdin.write(RULES_2.encode())
+    process.stdin.close()
+    deadline = time.monotonic() + 60
+    while len(journal_rows(h)) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(journal_rows(h)) == before + 1  # the intent, and no outcome
+    assert h.run("powersync:info", name, "--pending-change").stdout.strip() != "-"
+    assert history(h, name)[-1]["status"] == "pending"
+
+    result = h.run("powersync:reconcile", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert h.run("powersync:info", name, "--pending-change").stdout.strip() == "-"
+    rows = history(h, name)
+    assert (rows[-1]["event"], rows[-1]["status"], rows[-1]["rules_revision"]) == ("rules.set", "applied", "r2")
+    assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
+    assert "matches its journal" in h.run("powersync:reconcile", name).stdout
