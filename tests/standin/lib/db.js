@@ -1,0 +1,388 @@
+// Storage (bucket storage in schema `powersync`) and source (replication slots) on Postgres.
+import crypto from 'node:crypto';
+import pg from 'pg';
+import { logger } from './log.js';
+
+export function makePool(conn, appName) {
+  const pool = new pg.Pool({
+    host: conn.host,
+    port: conn.port,
+    user: conn.user,
+    password: conn.password,
+    database: conn.database,
+    ssl: conn.ssl,
+    max: 3,
+    connectionTimeoutMillis: 10000,
+    idleTimeoutMillis: 10000,
+    application_name: appName
+  });
+  pool.on('error', (e) => logger.warn(`Postgres pool error: ${e.message}`));
+  return pool;
+}
+
+export const LOCK_NAME = 'sync_rules_replication';
+export const LOCK_EXPIRY_SECONDS = 60;
+
+// Tables the stand-in keeps (a representative subset of the real Postgres bucket storage).
+export const STORAGE_TABLES = [
+  'sync_rules',
+  'bucket_data',
+  'bucket_parameters',
+  'current_data',
+  'source_tables',
+  'write_checkpoints',
+  'custom_write_checkpoints',
+  'instance',
+  'migrations'
+];
+
+const MIGRATIONS = [
+  {
+    name: '1-initial',
+    sql: `
+      CREATE TABLE IF NOT EXISTS powersync.sync_rules (
+        id SERIAL PRIMARY KEY,
+        state TEXT NOT NULL,
+        snapshot_done BOOLEAN NOT NULL DEFAULT FALSE,
+        last_checkpoint_lsn TEXT,
+        last_checkpoint_ts TIMESTAMPTZ,
+        last_keepalive_ts TIMESTAMPTZ,
+        last_fatal_error TEXT,
+        keepalive_op BIGINT,
+        slot_name TEXT,
+        content TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      );
+      CREATE TABLE IF NOT EXISTS powersync.bucket_data (
+        group_id INTEGER NOT NULL,
+        bucket_name TEXT NOT NULL,
+        op_id BIGINT NOT NULL,
+        op TEXT NOT NULL,
+        source_table TEXT,
+        source_key BYTEA,
+        table_name TEXT,
+        row_id TEXT,
+        checksum BIGINT NOT NULL,
+        data TEXT,
+        target_op BIGINT,
+        PRIMARY KEY (group_id, bucket_name, op_id)
+      );
+      CREATE TABLE IF NOT EXISTS powersync.bucket_parameters (
+        id BIGSERIAL PRIMARY KEY,
+        group_id INTEGER NOT NULL,
+        source_table TEXT NOT NULL,
+        source_key BYTEA NOT NULL,
+        lookup BYTEA NOT NULL,
+        bucket_parameters JSONB NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS powersync.current_data (
+        group_id INTEGER NOT NULL,
+        source_table TEXT NOT NULL,
+        source_key BYTEA NOT NULL,
+        buckets JSONB NOT NULL,
+        data BYTEA NOT NULL,
+        lookups BYTEA[] NOT NULL,
+        PRIMARY KEY (group_id, source_table, source_key)
+      );
+      CREATE TABLE IF NOT EXISTS powersync.source_tables (
+        id TEXT PRIMARY KEY,
+        group_id INTEGER NOT NULL,
+        connection_id INTEGER NOT NULL,
+        relation_id JSONB,
+        schema_name TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        replica_id_columns JSONB,
+        snapshot_done BOOLEAN NOT NULL DEFAULT FALSE
+      );
+      CREATE TABLE IF NOT EXISTS powersync.write_checkpoints (
+        user_id TEXT PRIMARY KEY,
+        lsns JSONB NOT NULL,
+        write_checkpoint BIGINT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS powersync.custom_write_checkpoints (
+        user_id TEXT NOT NULL,
+        write_checkpoint BIGINT NOT NULL,
+        sync_rules_id INTEGER NOT NULL,
+        PRIMARY KEY (user_id, sync_rules_id)
+      );
+      CREATE TABLE IF NOT EXISTS powersync.instance (
+        id TEXT PRIMARY KEY
+      );
+      INSERT INTO powersync.instance (id)
+        SELECT gen_random_uuid()::text WHERE NOT EXISTS (SELECT 1 FROM powersync.instance);
+    `
+  }
+];
+
+export class Storage {
+  constructor(conn) {
+    this.conn = conn;
+    this.pool = makePool(conn, 'powersync-storage');
+  }
+
+  async query(text, params) {
+    return this.pool.query(text, params);
+  }
+
+  async close() {
+    await this.pool.end().catch(() => {});
+  }
+
+  /** Creates schema `powersync`, the `locks` table and the storage tables. */
+  async migrateUp() {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('powersync_migrations'))`);
+      await client.query('CREATE SCHEMA IF NOT EXISTS powersync');
+      await client.query(`CREATE TABLE IF NOT EXISTS powersync.locks (
+        name TEXT PRIMARY KEY, lock_id TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      await client.query(`CREATE TABLE IF NOT EXISTS powersync.migrations (
+        name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      const done = new Set((await client.query('SELECT name FROM powersync.migrations')).rows.map((r) => r.name));
+      for (const m of MIGRATIONS) {
+        if (done.has(m.name)) continue;
+        await client.query(m.sql);
+        await client.query('INSERT INTO powersync.migrations (name) VALUES ($1)', [m.name]);
+        logger.info(`Applied storage migration ${m.name}`);
+      }
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Drops the storage tables, keeping schema `powersync` and table `locks`. */
+  async dropStorageTables() {
+    for (const t of STORAGE_TABLES) {
+      await this.query(`DROP TABLE IF EXISTS powersync.${t} CASCADE`);
+    }
+  }
+
+  async hasSyncRulesTable() {
+    const r = await this.query(`SELECT to_regclass('powersync.sync_rules') IS NOT NULL AS ok`);
+    return r.rows[0].ok;
+  }
+
+  // ------------------------------------------------------------------ lock
+  async acquireLock(lockId) {
+    const r = await this.query(
+      `INSERT INTO powersync.locks (name, lock_id, ts) VALUES ($1, $2, now())
+       ON CONFLICT (name) DO UPDATE SET lock_id = EXCLUDED.lock_id, ts = now()
+         WHERE powersync.locks.lock_id = EXCLUDED.lock_id
+            OR powersync.locks.ts < now() - make_interval(secs => $3)
+       RETURNING lock_id`,
+      [LOCK_NAME, lockId, LOCK_EXPIRY_SECONDS]
+    );
+    return r.rowCount === 1;
+  }
+
+  async refreshLock(lockId) {
+    const r = await this.query(`UPDATE powersync.locks SET ts = now() WHERE name = $1 AND lock_id = $2`, [LOCK_NAME, lockId]);
+    return r.rowCount === 1;
+  }
+
+  async releaseLock(lockId) {
+    await this.query(`DELETE FROM powersync.locks WHERE name = $1 AND lock_id = $2`, [LOCK_NAME, lockId]);
+  }
+
+  async lockHeldByOther(lockId) {
+    const r = await this.query(
+      `SELECT lock_id FROM powersync.locks WHERE name = $1 AND ts >= now() - make_interval(secs => $2)`,
+      [LOCK_NAME, LOCK_EXPIRY_SECONDS]
+    );
+    return r.rowCount > 0 && r.rows[0].lock_id !== lockId;
+  }
+
+  // ------------------------------------------------------------------ sync rules
+  async activeRules() {
+    const r = await this.query(`SELECT * FROM powersync.sync_rules WHERE state = 'ACTIVE' ORDER BY id DESC LIMIT 1`);
+    return r.rows[0] ?? null;
+  }
+
+  async nextRules() {
+    const r = await this.query(`SELECT * FROM powersync.sync_rules WHERE state = 'PROCESSING' ORDER BY id DESC LIMIT 1`);
+    return r.rows[0] ?? null;
+  }
+
+  /**
+   * Stores `content` as a new sync rules version unless it equals (exact string equality) the
+   * version being processed, or the active one when nothing is being processed.
+   * Returns {created, row}.
+   */
+  async updateSyncRules(content, slotNamePrefix, { force = false } = {}) {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('powersync_sync_rules'))`);
+      const next = (await client.query(`SELECT * FROM powersync.sync_rules WHERE state = 'PROCESSING' ORDER BY id DESC LIMIT 1`)).rows[0];
+      const active = (await client.query(`SELECT * FROM powersync.sync_rules WHERE state = 'ACTIVE' ORDER BY id DESC LIMIT 1`)).rows[0];
+      const current = next ?? active;
+      if (!force && current && current.content === content) {
+        await client.query('COMMIT');
+        return { created: false, row: current };
+      }
+      await client.query(`UPDATE powersync.sync_rules SET state = 'STOP' WHERE state = 'PROCESSING'`);
+      const id = Number((await client.query(`SELECT nextval(pg_get_serial_sequence('powersync.sync_rules', 'id')) AS id`)).rows[0].id);
+      const slot = `${slotNamePrefix}${id}_${crypto.randomBytes(2).toString('hex')}`;
+      const row = (
+        await client.query(
+          `INSERT INTO powersync.sync_rules (id, state, slot_name, content) VALUES ($1, 'PROCESSING', $2, $3) RETURNING *`,
+          [id, slot, content]
+        )
+      ).rows[0];
+      await client.query('COMMIT');
+      return { created: true, row };
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  async rulesToReplicate() {
+    const r = await this.query(
+      `SELECT * FROM powersync.sync_rules WHERE state IN ('PROCESSING', 'ACTIVE', 'STOP') ORDER BY id`
+    );
+    return r.rows;
+  }
+
+  async allSlotNames() {
+    const r = await this.query(`SELECT DISTINCT slot_name FROM powersync.sync_rules WHERE slot_name IS NOT NULL`);
+    return r.rows.map((x) => x.slot_name);
+  }
+
+  /** Marks `id` ACTIVE and the previously active version STOP, atomically. */
+  async activate(id, lsn) {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('powersync_sync_rules'))`);
+      const r = await client.query(`SELECT state FROM powersync.sync_rules WHERE id = $1`, [id]);
+      if (r.rows[0]?.state !== 'PROCESSING') {
+        await client.query('COMMIT');
+        return false;
+      }
+      await client.query(`UPDATE powersync.sync_rules SET state = 'STOP' WHERE state = 'ACTIVE' AND id <> $1`, [id]);
+      await client.query(
+        `UPDATE powersync.sync_rules SET state = 'ACTIVE', snapshot_done = TRUE, last_checkpoint_lsn = $2,
+           last_checkpoint_ts = now(), last_keepalive_ts = now() WHERE id = $1`,
+        [id, lsn]
+      );
+      await client.query('COMMIT');
+      return true;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  async setState(id, state) {
+    await this.query(`UPDATE powersync.sync_rules SET state = $2 WHERE id = $1`, [id, state]);
+  }
+
+  async keepalive(id, lsn) {
+    await this.query(
+      `UPDATE powersync.sync_rules SET last_checkpoint_lsn = $2, last_keepalive_ts = now(), last_checkpoint_ts = now() WHERE id = $1`,
+      [id, lsn]
+    );
+  }
+
+  async setFatalError(id, message) {
+    await this.query(`UPDATE powersync.sync_rules SET last_fatal_error = $2 WHERE id = $1`, [id, message]);
+  }
+}
+
+export class Source {
+  constructor(conn) {
+    this.conn = conn;
+    this.pool = makePool(conn, 'powersync');
+  }
+
+  async query(text, params) {
+    return this.pool.query(text, params);
+  }
+
+  async close() {
+    await this.pool.end().catch(() => {});
+  }
+
+  /** Returns a list of {level, message} problems with the source configuration. */
+  async checkConfiguration() {
+    const errors = [];
+    const wal = (await this.query('SHOW wal_level')).rows[0].wal_level;
+    if (wal !== 'logical') {
+      errors.push({ level: 'fatal', message: `wal_level must be set to 'logical', your database has '${wal}'` });
+      return errors;
+    }
+    const pub = await this.query(`SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'powersync'`);
+    if (pub.rowCount === 0) {
+      errors.push({
+        level: 'fatal',
+        message: "Publication 'powersync' does not exist. Run: `CREATE PUBLICATION powersync FOR ALL TABLES`, or read the documentation for details."
+      });
+      return errors;
+    }
+    const p = pub.rows[0];
+    if (!p.pubinsert || !p.pubupdate || !p.pubdelete || !p.pubtruncate) {
+      errors.push({
+        level: 'fatal',
+        message: "Publication 'powersync' does not publish all changes. Create a publication using `WITH (publish = \"insert, update, delete, truncate\")` (the default)."
+      });
+    }
+    return errors;
+  }
+
+  async slotExists(name) {
+    const r = await this.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [name]);
+    return r.rowCount > 0;
+  }
+
+  async createSlot(name) {
+    await this.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
+  }
+
+  async dropSlot(name) {
+    const r = await this.query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`,
+      [name]
+    );
+    return r.rowCount > 0;
+  }
+
+  /** Consumes nothing, but moves the slot forward like a live stream would; returns the LSN. */
+  async advanceSlot(name) {
+    const r = await this.query(
+      `SELECT end_lsn::text AS lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())`,
+      [name]
+    );
+    return r.rows[0]?.lsn ?? null;
+  }
+
+  async currentLsn() {
+    return (await this.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn;
+  }
+
+  async slotLagBytes(name) {
+    const r = await this.query(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag FROM pg_replication_slots WHERE slot_name = $1`,
+      [name]
+    );
+    return r.rows[0]?.lag != null ? Number(r.rows[0].lag) : undefined;
+  }
+
+  async tableExists(schema, name) {
+    const r = await this.query(
+      `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+      [schema, name]
+    );
+    return r.rowCount > 0;
+  }
+}
