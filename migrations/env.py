@@ -2,7 +2,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from powersync_plugin.adapters.journal import metadata
+from powersync_plugin.adapters.journal_schema import metadata
 
 config = context.config
 

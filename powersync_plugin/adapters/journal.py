@@ -1,7 +1,9 @@
 """The journal: one SQLite database of events, the single source of truth.
 
-Writes run in `BEGIN IMMEDIATE` transactions so a writer takes the lock before it reads the
-stream head; the unique `(stream, version)` key turns a stale append into a concurrency error.
+Writes go through SQLAlchemy in `BEGIN IMMEDIATE` transactions, so a writer takes the lock before
+it reads the stream head; the unique `(stream, version)` key turns a stale append into a
+concurrency error. Reads use the standard library's sqlite3 on the same table: importing
+SQLAlchemy costs about 175 ms, more than the whole budget of a read command such as `info`.
 """
 from __future__ import annotations
 
@@ -12,53 +14,22 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from sqlalchemy import (
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
-
 from powersync_plugin.core.errors import ConcurrencyError, DomainError
 from powersync_plugin.core.events import NewEvent, StoredEvent
 
 # The Alembic head this code reads and writes; a test keeps it equal to migrations/versions.
 SCHEMA_REVISION = "0001"
-
-metadata = MetaData()
-events_table = Table(
-    "events",
-    metadata,
-    Column("sequence", Integer, primary_key=True, autoincrement=True),
-    Column("stream", String(64), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("type", String(64), nullable=False),
-    Column("schema", Integer, nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("recorded_at", String(32), nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("command", Text, nullable=False),
-    UniqueConstraint("stream", "version", name="uq_events_stream_version"),
-    Index("ix_events_type", "type"),
-)
+_COLUMNS = "sequence, stream, version, type, schema, payload, recorded_at, actor, command"
 
 
 class JournalError(DomainError):
     pass
 
 
-def make_engine(path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", future=True)
+def make_engine(path: Path):
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(f"sqlite:///{path}")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -66,14 +37,11 @@ def make_engine(path: Path) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout = 10000")
-        cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        # Writers take the write lock before reading the stream head; readers never block them.
-        immediate = connection.get_execution_options().get("immediate", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -87,16 +55,25 @@ class Journal:
             )
         if not os.access(path, os.R_OK):
             raise JournalError(f"The journal {path} is not readable by {_user()}: check its owner (dokku) and mode (0600)")
-        self.engine = make_engine(path)
+        self._reader: Optional[sqlite3.Connection] = None
+        self._engine = None
         self._check_schema()
 
-    def _check_schema(self) -> None:
+    @property
+    def reader(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._reader = sqlite3.connect(self.path, timeout=10)
+        return self._reader
+
+    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
-            with self.engine.connect() as connection:
-                row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-        except DatabaseError as exc:
-            raise JournalError(f"The journal {self.path} cannot be read ({_reason(exc)}): it may be corrupted") from None
-        found = row[0] if row else None
+            return self.reader.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"The journal {self.path} cannot be read ({exc}): it may be corrupted") from None
+
+    def _check_schema(self) -> None:
+        rows = self._read("SELECT version_num FROM alembic_version")
+        found = rows[0][0] if rows else None
         if found != SCHEMA_REVISION:
             if found and found > SCHEMA_REVISION:
                 raise JournalError(
@@ -109,22 +86,14 @@ class Journal:
             )
 
     def load(self, stream: str) -> list[StoredEvent]:
-        query = select(events_table).where(events_table.c.stream == stream).order_by(events_table.c.version)
-        try:
-            with self.engine.connect() as connection:
-                return [_to_stored(row) for row in connection.execute(query)]
-        except DatabaseError as exc:
-            raise JournalError(f"The journal cannot be read ({_reason(exc)})") from None
+        rows = self._read(f"SELECT {_COLUMNS} FROM events WHERE stream = ? ORDER BY version", (stream,))
+        return [_to_stored(row) for row in rows]
 
     def streams(self) -> list[str]:
-        query = select(events_table.c.stream).distinct().order_by(events_table.c.stream)
-        with self.engine.connect() as connection:
-            return [row[0] for row in connection.execute(query)]
+        return [row[0] for row in self._read("SELECT DISTINCT stream FROM events ORDER BY stream")]
 
     def head(self, stream: str) -> int:
-        query = select(func.max(events_table.c.version)).where(events_table.c.stream == stream)
-        with self.engine.connect() as connection:
-            return connection.execute(query).scalar() or 0
+        return self._read("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,))[0][0]
 
     def append(
         self,
@@ -136,6 +105,13 @@ class Journal:
         now: Optional[dt.datetime] = None,
     ) -> list[StoredEvent]:
         """Append after `expected_version`, or raise ConcurrencyError if the stream moved."""
+        from sqlalchemy import func, select
+        from sqlalchemy.exc import DatabaseError, IntegrityError
+
+        from powersync_plugin.adapters.journal_schema import events_table
+
+        if self._engine is None:
+            self._engine = make_engine(self.path)
         recorded_at = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
         rows = [
             {
@@ -151,7 +127,7 @@ class Journal:
             for offset, item in enumerate(new_events, start=1)
         ]
         try:
-            with self.engine.connect().execution_options(immediate=True) as connection, connection.begin():
+            with self._engine.begin() as connection:
                 current = connection.execute(
                     select(func.max(events_table.c.version)).where(events_table.c.stream == stream)
                 ).scalar() or 0
@@ -159,35 +135,24 @@ class Journal:
                     raise ConcurrencyError(
                         f"{stream} changed concurrently (at revision {current}, expected {expected_version}): retry"
                     )
-                result = []
+                stored = []
                 for row in rows:
                     sequence = connection.execute(events_table.insert().values(**row)).inserted_primary_key[0]
-                    result.append(_to_stored({**row, "sequence": sequence}))
-                return result
+                    stored.append(_to_stored((sequence, *row.values())))
+                return stored
         except IntegrityError:
             raise ConcurrencyError(f"{stream} changed concurrently: retry") from None
-        except OperationalError as exc:
-            raise JournalError(f"The journal could not be written ({_reason(exc)}); nothing was recorded") from None
+        except DatabaseError as exc:
+            raise JournalError(f"The journal could not be written ({getattr(exc, 'orig', exc)}); nothing was recorded") from None
+
+    def iter_all(self) -> Iterable[StoredEvent]:
+        for row in self._read(f"SELECT {_COLUMNS} FROM events ORDER BY sequence"):
+            yield _to_stored(row)
 
 
-def _to_stored(row) -> StoredEvent:
-    mapping = row._mapping if hasattr(row, "_mapping") else row
-    return StoredEvent(
-        sequence=mapping["sequence"],
-        stream=mapping["stream"],
-        version=mapping["version"],
-        type=mapping["type"],
-        schema=mapping["schema"],
-        payload=json.loads(mapping["payload"]),
-        recorded_at=mapping["recorded_at"],
-        actor=mapping["actor"],
-        command=mapping["command"],
-    )
-
-
-def _reason(exc: Exception) -> str:
-    original = getattr(exc, "orig", exc)
-    return str(original)
+def _to_stored(row: tuple) -> StoredEvent:
+    sequence, stream, version, type_, schema, payload, recorded_at, actor, command = row
+    return StoredEvent(sequence, stream, version, type_, schema, json.loads(payload), recorded_at, actor, command)
 
 
 def _user() -> str:
@@ -203,8 +168,7 @@ def create_or_upgrade(path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     os.chmod(path, 0o600)
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -213,9 +177,3 @@ def create_or_upgrade(path: Path) -> None:
     config.set_main_option("script_location", str(Path(__file__).resolve().parents[2] / "migrations"))
     config.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
     command.upgrade(config, "head")
-
-
-def iter_all(journal: Journal) -> Iterable[StoredEvent]:
-    with journal.engine.connect() as connection:
-        for row in connection.execute(select(events_table).order_by(events_table.c.sequence)):
-            yield _to_stored(row)
