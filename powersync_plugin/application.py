@@ -20,7 +20,7 @@ from powersync_plugin.adapters.dokku import Dokku
 from powersync_plugin.adapters.journal import Journal
 from powersync_plugin.adapters.locks import instance_lock
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
-from powersync_plugin.core import config_render, decisions, derive
+from powersync_plugin.core import adoption, config_render, decisions, derive
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.names import check_app_name, storage_database
@@ -163,6 +163,11 @@ class Application:
         new_events = decisions.decide_set_rules(state, content, rolled_back_to)
         container = self.docker.web_container(name) if state.link else None
         running = container is not None and container.running
+        if not new_events and not state.managed_config and not dry_run:
+            self.out.step("Rules unchanged; publishing the plugin-rendered config for the first time (adopted instance)")
+            state = self._record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "first managed publish after adoption"})])
+            self._publish_or_restore(state, self._backend_secrets(state), state.version)
+            return
         if not new_events:
             revision = state.current_rules
             self.out.step(f"Rules unchanged (r{revision.number}, {revision.digest[:12]}): nothing to publish")
@@ -376,6 +381,122 @@ class Application:
             self._record(state, [decisions.outcome(cause, True)])
             self.out.step(f"{name} destroyed; `dokku powersync:history {name}` still shows its past")
 
+    # --- adopt ---------------------------------------------------------------------------
+    def adopt(self, name: str, backend: Optional[str], dry_run: bool) -> None:
+        """Record a hand-made PowerSync app as the first events of a stream. Writes nothing to
+        the app and restarts nothing: the running container keeps serving as it is."""
+        check_app_name(name)
+        with self._lock(name):
+            state = self.load(name)
+            if state.live:
+                raise DomainError(f"{name} is already managed by dokku-powersync (`dokku powersync:info {name}`)")
+            if not self.dokku.app_exists(name):
+                raise DomainError(f"App {name} does not exist: nothing to adopt")
+            env = self.dokku.config(name)
+            self.out.redactor.add(*env.values())
+            container = self.docker.web_container(name)
+            if container is None or not container.running:
+                raise DomainError(f"{name} has no running web container: adopt takes over a running deployment")
+            config_text = self._running_config(name, env, container.id)
+            parsed = adoption.parse_config(config_text)
+            probe = self.docker.http(container.id, "GET", "/probes/readiness", port=adoption.port_of(config_text))
+            if not (probe.ok and isinstance(probe.json(), dict) and "ready" in probe.json()):
+                raise DomainError(f"{name} does not answer PowerSync's /probes/readiness: is it running PowerSync?")
+            source_image = self.dokku.source_image(name)
+            image, image_version, digest = self._adopted_image(source_image)
+            backend = backend or self._find_backend(name, env)
+            check_app_name(backend, "backend app name")
+            if not self.dokku.app_exists(backend):
+                raise DomainError(f"Backend app {backend} does not exist")
+            backend_env = self.dokku.config(backend)
+            secret_key, _ = _backend_values(backend, backend_env)
+            self.out.redactor.add(secret_key)
+            if derive.secret_key_b64(secret_key) != env.get("PS_SECRET_KEY_B64"):
+                raise DomainError(
+                    f"Inconsistent: {backend}'s SECRET_KEY does not derive {name}'s PS_SECRET_KEY_B64 "
+                    "(base64url, no padding): fix the deployment or name the right --backend"
+                )
+            source_uri = derive.normalise_source_uri(env.get("PS_DATA_SOURCE_URI", ""))[0] if env.get("PS_DATA_SOURCE_URI") else ""
+            if not source_uri:
+                raise DomainError(f"Inconsistent: {name} has no PS_DATA_SOURCE_URI")
+            service = derive.postgres_service_of(source_uri)
+            if service is not None:
+                if name not in self.dokku.postgres_links(service):
+                    raise DomainError(f"Inconsistent: {name} is not linked to postgres service {service} (phantom link)")
+                linked = env.get("DATABASE_URL")
+                if not linked or derive.normalise_source_uri(linked)[0] != source_uri:
+                    raise DomainError(f"Inconsistent: PS_DATA_SOURCE_URI of {name} does not match the DATABASE_URL of its link")
+            memory_mb = container.memory_bytes // (1024 * 1024) or 400
+            mount_dir = env.get("POWERSYNC_CONFIG_PATH", "").rsplit("/", 1)[0]
+            mounts = tuple(m for m in self.dokku.storage_mounts(name) if mount_dir and m.endswith(":" + mount_dir))
+            cleanup = tuple(adoption.leftover_keys(env))
+            token = secrets_module.token_urlsafe(32)
+            payload = {
+                "adopted_from": name, "image": image, "image_version": image_version, "digest": digest,
+                "memory_mb": memory_mb, "storage": parsed.storage, "api_token": token, "slot_prefix": parsed.slot_prefix,
+                "rules": parsed.rules, "rules_digest": derive.rules_digest(parsed.rules),
+                "backend": backend, "postgres_service": service, "source_fingerprint": derive.fingerprint(source_uri),
+                "secret_fingerprint": derive.fingerprint(secret_key), "audience": list(parsed.audience), "kid": parsed.kid,
+                "url": backend_env.get("POWERSYNC_URL"), "source_sslmode": parsed.source_sslmode,
+                "storage_sslmode": parsed.storage_sslmode, "extras": config_render.to_json_safe(parsed.extras),
+                "cleanup_keys": list(cleanup), "cleanup_mounts": list(mounts),
+            }
+            self.out.header(f"Adopting {name} (linked to {backend})")
+            self.out.detail(f"Image: {image}:{image_version} ({digest[:19]})")
+            self.out.detail(f"Rules: {len(parsed.rules.encode())} bytes, kept byte for byte as r1")
+            self.out.detail(f"Auth: audience {', '.join(parsed.audience)}, kid {parsed.kid or 'none'}; storage {parsed.storage}")
+            self.out.detail(f"Slots: prefix {parsed.slot_prefix} kept, so replication continues on the same slot")
+            self.out.step("The first managed change (set-rules, rotate, upgrade, reconcile) will, in one restart:")
+            self.out.detail(f"deploy the derived image of {image}:{image_version} (readiness-gated restarts)")
+            self.out.detail("publish the plugin-rendered config as POWERSYNC_CONFIG_B64 (same rules bytes)")
+            self.out.detail("add PS_API_TOKEN and api.tokens (the admin API the plugin uses)")
+            for key in cleanup:
+                self.out.detail(f"remove {key}")
+            for mount in mounts:
+                self.out.detail(f"unmount the inert storage mount {mount}")
+            if dry_run:
+                self.out.step("Dry run: nothing recorded")
+                return
+            state = self._record(state, [ev.NewEvent(ev.INSTANCE_ADOPTED, payload)])
+            self._record(state, [decisions.outcome(state.version, True)])
+            self.out.step(f"{name} adopted: nothing was written to it and nothing restarted")
+
+    def _running_config(self, name: str, env: dict[str, str], container_id: str) -> str:
+        if env.get("POWERSYNC_CONFIG_B64"):
+            try:
+                return base64.b64decode(env["POWERSYNC_CONFIG_B64"]).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                raise DomainError(f"POWERSYNC_CONFIG_B64 of {name} is not base64 of a UTF-8 config") from None
+        path = env.get("POWERSYNC_CONFIG_PATH")
+        if path:
+            text = self.docker.read_file(container_id, path)
+            if text is None:
+                raise DomainError(f"{name}'s POWERSYNC_CONFIG_PATH {path} cannot be read in its container")
+            return text
+        raise DomainError(f"{name} is not running PowerSync from config vars (no POWERSYNC_CONFIG_B64 or POWERSYNC_CONFIG_PATH)")
+
+    def _adopted_image(self, source_image: str) -> tuple[str, str, str]:
+        reference, _, pinned_digest = source_image.partition("@")
+        repository, _, version = reference.rpartition(":")
+        if not repository or not decisions.is_exact_version(version):
+            raise DomainError(
+                f"The deployed image {source_image or '(unknown)'} is not pinned to an exact X.Y.Z version: "
+                "redeploy a pinned image first"
+            )
+        found = self.docker.image(reference)
+        digest = pinned_digest or (found.digest if found else "unknown")
+        return repository, version, digest
+
+    def _find_backend(self, name: str, env: dict[str, str]) -> str:
+        service = derive.postgres_service_of(env.get("PS_DATA_SOURCE_URI", ""))
+        candidates = [app for app in (self.dokku.postgres_links(service) if service else []) if app != name]
+        with_secret = [app for app in candidates if "SECRET_KEY" in self.dokku.config_keys(app)]
+        if len(with_secret) == 1:
+            return with_secret[0]
+        raise DomainError(
+            f"Cannot tell which app is {name}'s backend ({', '.join(with_secret) or 'none found'}): pass --backend <app>"
+        )
+
     # --- settings, rotation, upgrade ----------------------------------------------------
     def set_setting(self, name: str, key: str, value: str) -> None:
         with self._lock(name):
@@ -487,10 +608,7 @@ class Application:
                 self.out.step(f"Revision {pending} has no recorded outcome (interrupted): applying it now")
             else:
                 self.out.step(f"{name} drifted from its journal: converging")
-                state = self._record(state, [ev.NewEvent(ev.BACKEND_ROTATED, {
-                    "backend": state.link.backend, "cause": "reconcile: drift repaired",
-                    "secret_fingerprint": state.link.secret_fingerprint, "source_fingerprint": state.link.source_fingerprint,
-                })])
+                state = self._record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "reconcile: drift repaired"})])
                 pending = state.version
             self._publish_or_restore(state, backend_secrets, pending)
 
@@ -569,7 +687,7 @@ class Application:
             env = {key: observed.env.get(key, "") for key in ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI") if key in observed.env}
             rendered = config_render.render(config_render.desired_config(state))
             env["POWERSYNC_CONFIG_B64"] = base64.b64encode(rendered.encode()).decode()
-        return plan_publish(state.name, env, image, observed)
+        return plan_publish(state.name, env, image, observed, state.cleanup_keys, state.cleanup_mounts)
 
     def _base_image(self, state: InstanceState) -> tuple[str, ImageView]:
         reference = f"{state.image}:{state.image_version}"
@@ -606,8 +724,11 @@ class Application:
         if action.kind is Kind.SET_PORTS:
             self.dokku.ports_set(app, *INSTANCE_PORTS)
         elif action.kind is Kind.UNSET_CONFIG:
-            self.out.step(f"Clearing {', '.join(action.keys)} (they would override the published rules)")
+            self.out.step(f"Removing {', '.join(action.keys)} (overrides of the published rules, or leftovers)")
             self.dokku.config_unset(app, action.keys, restart=False)
+        elif action.kind is Kind.UNMOUNT:
+            self.out.step(f"Unmounting the inert storage mount {action.detail}")
+            self.dokku.storage_unmount(app, action.detail)
         elif action.kind is Kind.SET_CONFIG:
             values = {key: env[key] for key in action.keys}
             if action.restarts:

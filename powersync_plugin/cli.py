@@ -297,6 +297,15 @@ def rollback_rules(name: str, to: Optional[str], force: bool, dry_run: bool) -> 
     Context().application().rollback_rules(name, parse_rules_revision(to) if to else None, dry_run, force, confirm)
 
 
+@cli.command("adopt")
+@instance_argument
+@click.option("--backend", default=None, metavar="APP", help="The backend app whose SECRET_KEY signs tokens [default: found from the postgres link].")
+@dry_run_option
+def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
+    """Take over a hand-made PowerSync app with no restart and no reprocessing."""
+    Context().application().adopt(name, backend, dry_run)
+
+
 @cli.command("set")
 @instance_argument
 @click.argument("key", metavar="<key>")

@@ -77,10 +77,11 @@ def history_rows(name: str, stored: list[ev.StoredEvent], rules_only: bool = Fal
         state = apply(state, ev.upcast(event))
         if event.type in ev.OUTCOME_TYPES:
             continue  # shown as the status of the change it closes
-        if rules_only and event.type != ev.RULES_SET:
+        carries_rules = event.type in (ev.RULES_SET, ev.INSTANCE_ADOPTED)
+        if rules_only and not carries_rules:
             continue
         status, reason = _status(event, before, final_outcomes, later_intents)
-        rules = state.rules_history[-1] if event.type == ev.RULES_SET else None
+        rules = state.rules_history[-1] if carries_rules else None
         rows.append(
             HistoryRow(
                 revision=event.version,
@@ -104,6 +105,8 @@ def _status(event, before: InstanceState, outcomes, intents) -> tuple[str, str]:
             return "applied", ""
         restored = " (restored)" if outcome.payload.get("restored") else ""
         return "failed", outcome.payload.get("reason", "") + restored
+    if event.type in ev.OBSERVATION_TYPES:
+        return "observed", ""
     if event.type == ev.RULES_SET and before.link is None:
         return "stored", "published at link"
     if any(version > event.version and other.type == event.type for version, other in intents.items()):
@@ -122,7 +125,19 @@ def _describe(event: ev.StoredEvent, before: InstanceState) -> str:
     if event.type == ev.BACKEND_UNLINKED:
         return f"Unlinked from {p['backend']}" + (" (slots kept)" if p.get("slots_kept") else "")
     if event.type == ev.INSTANCE_DESTROYED:
-        return "Destroyed"
+        return "Destroyed" + (f" ({p['cause']})" if p.get("cause") else "")
+    if event.type == ev.INSTANCE_ADOPTED:
+        return f"Adopted from app {p['adopted_from']} (linked to {p['backend']}, {p['image']}:{p['image_version']})"
+    if event.type == ev.BACKEND_ROTATED:
+        return f"Rotated: {p['cause']}"
+    if event.type == ev.IMAGE_UPGRADED:
+        return f"Upgraded {p['from']} -> {p['image']}:{p['image_version']}"
+    if event.type == ev.SETTING_CHANGED:
+        return f"Set {p['key']}={p['value']}"
+    if event.type == ev.CONFIG_PUBLISHED:
+        return f"Published config ({p['cause']})"
+    if event.type == ev.BACKEND_CHANGED:
+        return f"Backend changed: {p['cause']} (stale)"
     return event.type
 
 

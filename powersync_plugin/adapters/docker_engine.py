@@ -81,6 +81,7 @@ class ContainerView:
     restart_count: int
     exit_code: int
     started_at: str
+    memory_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,17 @@ class DockerEngine:
             return HttpResult(status=0, body="", error=f"probe failed (exit {exit_code})")
         return HttpResult(status=parsed.get("status", 0), body=parsed.get("body", ""), error=parsed.get("error", ""))
 
+    def read_file(self, container_id: str, path: str) -> Optional[str]:
+        """A file as the running process sees it (a config behind POWERSYNC_CONFIG_PATH)."""
+        script = "process.stdout.write(require('fs').readFileSync(process.argv[1], 'utf8'))"
+        import docker.errors
+
+        try:
+            exit_code, output = self.client.containers.get(container_id).exec_run(["node", "-e", script, path])
+        except docker.errors.APIError:
+            return None
+        return output.decode() if exit_code == 0 else None
+
     def wait_stays_up(self, container_id: str, seconds: float) -> Optional[ContainerView]:
         """Watch a container for `seconds`; return it if it kept running without a restart."""
         deadline = time.monotonic() + seconds
@@ -259,6 +271,7 @@ def _view(container) -> ContainerView:
         restart_count=int(container.attrs.get("RestartCount", 0) or 0),
         exit_code=int(state.get("ExitCode", 0) or 0),
         started_at=state.get("StartedAt", ""),
+        memory_bytes=int((container.attrs.get("HostConfig") or {}).get("Memory") or 0),
     )
 
 

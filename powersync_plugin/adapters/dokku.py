@@ -132,6 +132,17 @@ class Dokku:
         result = self.run("letsencrypt:active", app, check=False)
         return result.returncode == 0 and result.stdout.strip() == "true"
 
+    def storage_mounts(self, app: str) -> list[str]:
+        text = self.run("storage:list", app, "--format", "json").stdout.strip()
+        return [f"{entry['host_path']}:{entry['container_path']}" for entry in (json.loads(text) if text else [])]
+
+    def storage_unmount(self, app: str, mount: str) -> None:
+        self.run("storage:unmount", app, mount)
+
+    def source_image(self, app: str) -> str:
+        """The image `git:from-image` last deployed (Dokku keeps it as git's source-image)."""
+        return self.run("git:report", app, "--git-source-image").stdout.strip()
+
     # deploys
     def deploy_image(self, app: str, image: str) -> bool:
         """Deploy `image`; False when Dokku reports the image unchanged (a no-op, not a failure)."""

@@ -54,7 +54,39 @@ def desired_config(state: InstanceState) -> dict[str, Any]:
     }
     if state.current_rules is not None:
         config["sync_config"] = {"content": state.current_rules.content}
-    return config
+    return _merge_extras(config, from_json_safe(state.config_extras))
+
+
+def _merge_extras(base: Any, extras: Any) -> Any:
+    """Adopted keys the plugin does not model, added where the rendered config has nothing."""
+    if isinstance(base, dict) and isinstance(extras, dict):
+        for key, value in extras.items():
+            base[key] = _merge_extras(base[key], value) if key in base else value
+        return base
+    if isinstance(base, list) and isinstance(extras, list) and base and extras:
+        base[0] = _merge_extras(base[0], extras[0])
+        return base
+    return base
+
+
+def to_json_safe(node: Any) -> Any:
+    if isinstance(node, EnvRef):
+        return {"$env": node.name}
+    if isinstance(node, dict):
+        return {str(key): to_json_safe(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [to_json_safe(value) for value in node]
+    return node
+
+
+def from_json_safe(node: Any) -> Any:
+    if isinstance(node, dict):
+        if set(node) == {"$env"}:
+            return EnvRef(node["$env"])
+        return {key: from_json_safe(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [from_json_safe(value) for value in node]
+    return node
 
 
 def render(config: dict[str, Any]) -> str:

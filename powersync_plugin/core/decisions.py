@@ -18,6 +18,10 @@ _MEMORY = re.compile(r"^(\d+)([mMgG])$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 
 
+def is_exact_version(version: str) -> bool:
+    return bool(_VERSION.match(version))
+
+
 def memory_megabytes(memory: str) -> int:
     match = _MEMORY.match(memory.strip())
     if not match:

@@ -17,6 +17,8 @@ DEPLOY_SUCCEEDED = "deploy.succeeded"
 DEPLOY_FAILED = "deploy.failed"
 INSTANCE_DESTROYED = "instance.destroyed"
 BACKEND_ROTATED = "backend.rotated"
+INSTANCE_ADOPTED = "instance.adopted"
+CONFIG_PUBLISHED = "config.published"
 SETTING_CHANGED = "setting.changed"
 IMAGE_UPGRADED = "image.upgraded"
 # An observation, neither intent nor outcome: a linked backend's secret or source changed while
@@ -27,7 +29,7 @@ BACKEND_CHANGED = "backend.changed"
 INTENT_TYPES = frozenset(
     {
         INSTANCE_CREATED, RULES_SET, BACKEND_LINKED, BACKEND_UNLINKED, INSTANCE_DESTROYED, BACKEND_ROTATED,
-        SETTING_CHANGED, IMAGE_UPGRADED,
+        SETTING_CHANGED, IMAGE_UPGRADED, INSTANCE_ADOPTED, CONFIG_PUBLISHED,
     }
 )
 OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})

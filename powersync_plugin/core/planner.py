@@ -24,6 +24,7 @@ class Kind(enum.Enum):
     DEPLOY_IMAGE = "deploy image"
     RESTART = "restart"
     STOP = "stop"
+    UNMOUNT = "unmount storage"
     LINK_DATABASE = "link database"
     UNLINK_DATABASE = "unlink database"
     CREATE_STORAGE = "create storage database"
@@ -42,6 +43,7 @@ LEGEND = {
     Kind.DROP_SLOTS: "-",
     Kind.TEARDOWN: "-",
     Kind.UNSET_CONFIG: "-",
+    Kind.UNMOUNT: "-",
     Kind.UNSET_BACKEND_URL: "-",
     Kind.UNLINK_DATABASE: "-",
     Kind.RESTART: "~",
@@ -96,13 +98,23 @@ class Plan:
         return [action.describe() for action in self.actions] + [self.summary()]
 
 
-def plan_publish(app: str, desired_env: Mapping[str, str], image: str, observed: Observed) -> Plan:
-    """Bring an instance app to `desired_env` running `image`, with at most one restart."""
+def plan_publish(
+    app: str, desired_env: Mapping[str, str], image: str, observed: Observed,
+    remove_keys: tuple[str, ...] = (), unmounts: tuple[str, ...] = (),
+) -> Plan:
+    """Bring an instance app to `desired_env` running `image`, with at most one restart.
+
+    `remove_keys` and `unmounts` are leftovers of a hand-made deployment (adoption) that the
+    first managed publish drops, inside the same single restart.
+    """
     actions: list[Action] = []
+    for mount in unmounts:
+        actions.append(Action(Kind.UNMOUNT, app, detail=mount))
     if tuple(observed.ports) != INSTANCE_PORTS:
         # domains:set clears the ports map; a plugin that owns an app's ports re-asserts them.
         actions.append(Action(Kind.SET_PORTS, app, detail=" ".join(INSTANCE_PORTS)))
-    stale = tuple(key for key in RULES_OVERRIDES if key in observed.env)
+    stale = tuple(key for key in RULES_OVERRIDES + tuple(remove_keys) if key in observed.env and key not in desired_env)
+    stale = tuple(dict.fromkeys(stale))
     if stale:
         actions.append(Action(Kind.UNSET_CONFIG, app, keys=stale))
     changed = tuple(sorted(key for key, value in desired_env.items() if observed.env.get(key) != value))
@@ -113,6 +125,6 @@ def plan_publish(app: str, desired_env: Mapping[str, str], image: str, observed:
         actions.append(Action(Kind.DEPLOY_IMAGE, app, detail=image, restarts=True))
     elif changed:
         actions.append(Action(Kind.SET_CONFIG, app, keys=changed, restarts=True))
-    elif stale:
+    elif stale or unmounts:
         actions.append(Action(Kind.RESTART, app, restarts=True))
     return Plan(tuple(actions))

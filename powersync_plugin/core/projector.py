@@ -40,7 +40,30 @@ def _created(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
         storage=p["storage"],
         api_token=p["api_token"],
         slot_prefix=p["slot_prefix"],
+        image_digest=p.get("digest"),
     )
+
+
+def _adopted(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    p = event.payload
+    state = _created(state, event)
+    revision = RulesRevision(1, event.version, p["rules"], p["rules_digest"], "Adopted rules")
+    link = BackendLink(
+        backend=p["backend"], postgres_service=p.get("postgres_service"), source_fingerprint=p["source_fingerprint"],
+        secret_fingerprint=p["secret_fingerprint"], audience=tuple(p["audience"]), kid=p.get("kid"), url=p.get("url"),
+        version=event.version, source_sslmode=p["source_sslmode"], storage_sslmode=p["storage_sslmode"],
+    )
+    return replace(
+        state, adopted_from=p["adopted_from"], image_digest=p.get("digest"), rules_history=(revision,),
+        current_rules=revision, link=link, audience=link.audience, kid=link.kid,
+        last_postgres_service=link.postgres_service, config_extras=p.get("extras", {}),
+        cleanup_keys=tuple(p.get("cleanup_keys", ())), cleanup_mounts=tuple(p.get("cleanup_mounts", ())),
+        managed_config=False,
+    )
+
+
+def _published(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+    return state
 
 
 def _rules_set(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
@@ -125,6 +148,10 @@ def _outcome(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
     outcomes = dict(state.outcomes)
     outcomes[cause] = Outcome(status=status, reason=p.get("reason", ""), restored=bool(p.get("restored")))
     state = replace(state, outcomes=outcomes)
+    adopted_version = state.intents[0][0] if state.adopted_from and state.intents else None
+    if status == "applied" and cause != adopted_version and not state.managed_config:
+        # The first managed publish rendered the plugin's config and removed the leftovers.
+        state = replace(state, cleanup_keys=(), cleanup_mounts=(), managed_config=True)
     if status == "failed":
         state = _undo_failed_intent(state, cause)
     return state
@@ -164,6 +191,8 @@ _HANDLERS = {
     ev.SETTING_CHANGED: _setting,
     ev.IMAGE_UPGRADED: _upgraded,
     ev.BACKEND_CHANGED: _backend_changed,
+    ev.INSTANCE_ADOPTED: _adopted,
+    ev.CONFIG_PUBLISHED: _published,
     ev.DEPLOY_SUCCEEDED: _outcome,
     ev.DEPLOY_FAILED: _outcome,
 }

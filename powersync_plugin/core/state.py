@@ -60,6 +60,11 @@ class InstanceState:
     rotation_undo: dict = field(default_factory=dict)  # rotation version -> link before it
     upgrade_undo: dict = field(default_factory=dict)  # upgrade version -> (image, version, digest)
     image_digest: Optional[str] = None
+    adopted_from: Optional[str] = None
+    config_extras: dict = field(default_factory=dict)  # adopted config keys the plugin does not model (JSON-safe)
+    cleanup_keys: tuple[str, ...] = ()  # leftovers the first managed publish removes
+    cleanup_mounts: tuple[str, ...] = ()
+    managed_config: bool = True  # False from adoption until the plugin first publishes its own config
     stale_cause: Optional[str] = None  # set by backend.changed, cleared by a successful rotation
     outcomes: dict = field(default_factory=dict)  # intent version -> Outcome
     intents: tuple[tuple[int, str], ...] = ()  # (version, type) of every intent, in order
@@ -77,7 +82,7 @@ class InstanceState:
         if not self.intents:
             return None
         version, type_ = self.intents[-1]
-        if version in self.outcomes or type_ == "setting.changed" or (type_ == "rules.set" and self.link is None):
+        if version in self.outcomes or type_ in ("setting.changed",) or (type_ == "rules.set" and self.link is None):
             return None
         return version
 
