@@ -392,11 +392,18 @@ class ProbePlugin:
         self.log_path.write_text("")
 
 
+def _harness_module(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(f"tests.harness.{name}")
+    except ImportError:
+        return importlib.import_module(f"harness.{name}")
+
+
 @pytest.fixture
 def harness():
-    from harness.fixture import make_harness
-
-    h = make_harness()
+    h = _harness_module("fixture").make_harness()
     yield h
     h.cleanup()
 
@@ -408,8 +415,7 @@ def probe_plugin(harness):
 
 @pytest.fixture(scope="session")
 def harness_web_images():
-    from harness.testapp.build import build
-
+    build = _harness_module("testapp.build").build
     base = "journeyapps/powersync-service:1.25.0"
     if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode != 0:
         pytest.skip(f"{base} (the stand-in image) is not built")

@@ -1,0 +1,115 @@
+"""Entry points of the ``dokku`` and ``plugn`` executables.
+
+``dokku``: global flags (``--quiet``, ``--trace``, ``--force``) only before the subcommand; as
+root every command except ``plugin:*`` re-execs as user ``dokku`` (``setpriv``, HOME=DOKKU_ROOT,
+environment kept, like ``sudo -u dokku -E -H``). Dispatch order: an enabled plugin's
+``subcommands/<sub>`` for ``NAME:sub`` (argv ``NAME:sub args...``), then the harness's core and
+dokku-postgres commands, then every enabled plugin's ``commands`` script (exit 10 = not mine),
+else `` !     `CMD` is not a dokku command.`` on stderr, rc 1.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+
+from . import apps, calllog, config, deploy, git, plugins, postgres, triggers
+from .output import DokkuExit, out, warn
+from .paths import DOKKU_USER, NOT_IMPLEMENTED_EXIT, layout, plugin_env, python_bin
+
+COMMANDS: dict = {}
+for module in (apps, config, deploy, git, postgres, plugins):
+    COMMANDS.update(module.COMMANDS)
+COMMANDS["help"] = plugins.help_cmd
+
+
+def _reexec_as_dokku(argv: list[str]) -> None:
+    lay = layout()
+    env = dict(os.environ)
+    env["HOME"] = str(lay.dokku_root)
+    env["HARNESS_INVOKED_UID"] = str(os.getuid())
+    env.setdefault("SSH_USER", pwd.getpwuid(os.getuid()).pw_name)
+    entry = os.path.join(os.path.dirname(os.path.abspath(__file__)), "entry.py")
+    sys.stdout.flush()
+    os.execvpe("setpriv", ["setpriv", f"--reuid={DOKKU_USER}", f"--regid={DOKKU_USER}", "--init-groups",
+                           python_bin(), entry, "dokku", *argv], env)
+
+
+def dispatch(cmd: str, args: list[str]) -> int:
+    lay = layout()
+    if ":" in cmd:
+        plugin, sub = cmd.split(":", 1)
+        script = lay.enabled / plugin / "subcommands" / sub
+        if script.is_file() and os.access(script, os.X_OK):
+            sys.stdout.flush()
+            return subprocess.run([str(script), cmd, *args], env=plugin_env()).returncode
+    if cmd in COMMANDS:
+        return COMMANDS[cmd](args) or 0
+    for plugin in triggers.enabled_plugins():
+        script = lay.enabled / plugin / "commands"
+        if script.is_file() and os.access(script, os.X_OK):
+            sys.stdout.flush()
+            rc = subprocess.run([str(script), cmd, *args], env=plugin_env()).returncode
+            if rc != NOT_IMPLEMENTED_EXIT:
+                return rc
+    warn(f"`{cmd}` is not a dokku command.")
+    warn("See `dokku help` for a list of available commands.")
+    return 1
+
+
+def dokku_main(argv: list[str]) -> int:
+    original = list(argv)
+    while argv and argv[0].startswith("--"):
+        flag = argv.pop(0)
+        if flag == "--quiet":
+            os.environ["DOKKU_QUIET_OUTPUT"] = "1"
+        elif flag == "--trace":
+            os.environ["DOKKU_TRACE"] = "1"
+        elif flag == "--force":
+            os.environ["DOKKU_APPS_FORCE_DELETE"] = "1"
+        elif flag in ("--help", "-h"):
+            argv = ["help"]
+            break
+    cmd = argv[0] if argv else "help"
+    if os.geteuid() == 0 and not cmd.startswith("plugin"):
+        _reexec_as_dokku(original)
+    try:
+        if not os.access(os.getcwd(), os.R_OK | os.X_OK):
+            os.chdir(layout().dokku_root)  # sudo -H from a root-only cwd: keep working
+    except OSError:
+        os.chdir(layout().dokku_root)
+    calllog.begin("dokku", original)
+    try:
+        rc = dispatch(cmd, argv[1:])
+    except DokkuExit as exc:
+        rc = exc.code
+    except KeyboardInterrupt:
+        rc = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    calllog.finish(rc)
+    return rc
+
+
+def plugn_main(argv: list[str]) -> int:
+    if not os.environ.get("PLUGIN_PATH"):
+        out("!! PLUGIN_PATH is not set in environment")
+        return 2
+    calllog.begin("plugn", argv)
+    try:
+        if argv and argv[0] == "trigger":
+            rc = triggers.fire(argv[1], argv[2:]) if len(argv) > 1 else 0
+        elif argv and argv[0] == "list":
+            rc = plugins.plugin_list([])
+        elif argv and argv[0] == "version":
+            out("0.15.0")
+            rc = 0
+        else:
+            out("usage: plugn trigger NAME [ARGS...]")
+            rc = 2
+    except DokkuExit as exc:
+        rc = exc.code
+    sys.stdout.flush()
+    calllog.finish(rc)
+    return rc
