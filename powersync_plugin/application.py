@@ -427,8 +427,10 @@ class Application:
                 if not linked or derive.normalise_source_uri(linked)[0] != source_uri:
                     raise DomainError(f"Inconsistent: PS_DATA_SOURCE_URI of {name} does not match the DATABASE_URL of its link")
             memory_mb = container.memory_bytes // (1024 * 1024) or 400
-            mount_dir = env.get("POWERSYNC_CONFIG_PATH", "").rsplit("/", 1)[0]
-            mounts = tuple(m for m in self.dokku.storage_mounts(name) if mount_dir and m.endswith(":" + mount_dir))
+            # The config mount of the older layout (Jeeves kept it at /config, inert once the config
+            # moved to POWERSYNC_CONFIG_B64); other mounts are the operator's and stay.
+            config_dirs = {"/config", env.get("POWERSYNC_CONFIG_PATH", "").rsplit("/", 1)[0]} - {""}
+            mounts = tuple(m for m in self.dokku.storage_mounts(name) if m.rsplit(":", 1)[-1] in config_dirs)
             cleanup = tuple(adoption.leftover_keys(env))
             token = secrets_module.token_urlsafe(32)
             payload = {
