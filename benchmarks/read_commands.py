@@ -1,0 +1,98 @@
+"""Median wall time of the read commands against journals of 1,000 and 100,000 events.
+
+    .venv/bin/python benchmarks/read_commands.py [--runs 7]
+
+Each figure is a whole `python -m powersync_plugin` process, as Dokku runs it (interpreter start
+included), against a journal in a temporary data root: 10 instances, one of which ("big") holds
+the bulk of the events (alternating rules revisions and their outcomes). No Docker container
+exists for the instances, so `info` pays one Docker API call that answers "missing".
+Figures are printed, never asserted: targets are read commands under 150 ms median and at most
+1.3x between 1,000 and 100,000 events.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from powersync_plugin.adapters.journal import create_or_upgrade  # noqa: E402
+
+COMMANDS = {
+    "list": ["powersync:list"],
+    "info": ["powersync:info", "big"],
+    "exists": ["powersync:exists", "big"],
+    "history": ["powersync:history", "big"],
+    "history --limit 20": ["powersync:history", "big", "--limit", "20"],
+}
+
+
+def fill(path: Path, total_events: int) -> None:
+    rows = []
+    rules = "bucket_definitions:\n  global:\n    data:\n      - SELECT * FROM lists -- {}\n"
+    created = {
+        "image": "journeyapps/powersync-service", "image_version": "1.25.0", "memory_mb": 400,
+        "storage": "separate-database", "api_token": "t" * 43, "slot_prefix": "ps_x_",
+    }
+    sequence = 0
+
+    def add(stream, version, type_, payload):
+        nonlocal sequence
+        sequence += 1
+        rows.append((sequence, stream, version, type_, 1, json.dumps(payload, sort_keys=True), "2026-01-01T00:00:00Z", "bench", "dokku powersync:bench"))
+
+    for index in range(9):
+        stream = f"small-{index}"
+        add(stream, 1, "instance.created", {**created, "slot_prefix": f"ps_small_{index}_"})
+        add(stream, 2, "deploy.succeeded", {"cause": 1})
+    add("big", 1, "instance.created", created)
+    add("big", 2, "deploy.succeeded", {"cause": 1})
+    version = 2
+    while sequence < total_events:
+        version += 1
+        add("big", version, "rules.set", {"content": rules.format(version), "digest": f"{version:064x}", "description": "Set rules"})
+        version += 1
+        add("big", version, "deploy.succeeded", {"cause": version - 1})
+    with sqlite3.connect(path) as connection:
+        connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def median_ms(args: list[str], env: dict, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "powersync_plugin", *args], env=env, capture_output=True, check=False)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    options = parser.parse_args()
+    results = {}
+    for total in (1_000, 100_000):
+        with tempfile.TemporaryDirectory() as tmp:
+            data_root = Path(tmp)
+            journal = data_root / "journal.sqlite3"
+            create_or_upgrade(journal)
+            fill(journal, total)
+            env = {**os.environ, "POWERSYNC_DATA_ROOT": str(data_root), "PYTHONPATH": str(ROOT)}
+            results[total] = {name: median_ms(args, env, options.runs) for name, args in COMMANDS.items()}
+    print(f"{'command':<22}{'1,000 events':>14}{'100,000 events':>16}{'ratio':>8}")
+    for name in COMMANDS:
+        small, large = results[1_000][name], results[100_000][name]
+        print(f"{name:<22}{small:>12.0f}ms{large:>14.0f}ms{large / small:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
