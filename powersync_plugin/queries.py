@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from powersync_plugin.core import events as ev
-from powersync_plugin.core.projector import apply
+from powersync_plugin.core.projector import Fold
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.redact import MASK
 
@@ -66,22 +66,22 @@ class HistoryRow:
 
 
 def history_rows(name: str, stored: list[ev.StoredEvent], rules_only: bool = False) -> list[HistoryRow]:
-    state = InstanceState(name=name)
-    final_outcomes: dict[int, ev.StoredEvent] = {
+    fold = Fold(name)
+    outcomes: dict[int, ev.StoredEvent] = {
         event.payload["cause"]: event for event in stored if event.type in ev.OUTCOME_TYPES
     }
-    later_intents = {event.version: event for event in stored if event.type in ev.INTENT_TYPES}
+    last_intent_of_type = {event.type: event.version for event in stored if event.type in ev.INTENT_TYPES}
     rows = []
     for event in stored:
-        before = state
-        state = apply(state, ev.upcast(event))
+        linked_before = fold.draft.link is not None
+        fold.add(event)
         if event.type in ev.OUTCOME_TYPES:
             continue  # shown as the status of the change it closes
         carries_rules = event.type in (ev.RULES_SET, ev.INSTANCE_ADOPTED)
         if rules_only and not carries_rules:
             continue
-        status, reason = _status(event, before, final_outcomes, later_intents)
-        rules = state.rules_history[-1] if carries_rules else None
+        status, reason = _status(event, linked_before, outcomes, last_intent_of_type)
+        rules = fold.draft.rules_history[-1] if carries_rules else None
         rows.append(
             HistoryRow(
                 revision=event.version,
@@ -92,13 +92,13 @@ def history_rows(name: str, stored: list[ev.StoredEvent], rules_only: bool = Fal
                 reason=reason,
                 rules_revision=f"r{rules.number}" if rules else None,
                 rules_digest=rules.digest[:12] if rules else None,
-                description=_describe(event, before),
+                description=_describe(event),
             )
         )
     return rows
 
 
-def _status(event, before: InstanceState, outcomes, intents) -> tuple[str, str]:
+def _status(event, linked_before: bool, outcomes, last_intent_of_type) -> tuple[str, str]:
     outcome = outcomes.get(event.version)
     if outcome is not None:
         if outcome.type == ev.DEPLOY_SUCCEEDED:
@@ -107,14 +107,14 @@ def _status(event, before: InstanceState, outcomes, intents) -> tuple[str, str]:
         return "failed", outcome.payload.get("reason", "") + restored
     if event.type in ev.OBSERVATION_TYPES:
         return "observed", ""
-    if event.type == ev.RULES_SET and before.link is None:
+    if event.type == ev.RULES_SET and not linked_before:
         return "stored", "published at link"
-    if any(version > event.version and other.type == event.type for version, other in intents.items()):
+    if last_intent_of_type[event.type] > event.version:
         return "superseded", ""
     return "pending", "no outcome recorded"
 
 
-def _describe(event: ev.StoredEvent, before: InstanceState) -> str:
+def _describe(event: ev.StoredEvent) -> str:
     p = event.payload
     if event.type == ev.INSTANCE_CREATED:
         return f"Created ({p['image']}:{p['image_version']}, {p['memory_mb']}m, storage {p['storage']})"

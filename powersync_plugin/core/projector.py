@@ -1,87 +1,128 @@
 """The projector: a pure left fold of an instance's events into its state.
 
 "State at revision N" is the same fold stopped at N; `info`, `history` and `rollback-rules` all
-read it from here.
+read it from here. The fold runs over a mutable draft and freezes it once at the end, so
+projecting a stream is linear in its length (a journal is permanent and only grows).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Iterable, Optional
 
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.state import BackendLink, InstanceState, Outcome, RulesRevision
 
+_FIELDS = [field.name for field in fields(InstanceState)]
+_SEQUENCES = ("rules_history", "intents", "cleanup_keys", "cleanup_mounts", "audience")
+_MAPPINGS = ("outcomes", "rotation_undo", "upgrade_undo", "config_extras")
+
+
+class Draft:
+    """InstanceState's fields, mutable while a fold runs."""
+
+    def __init__(self, state: InstanceState):
+        for name in _FIELDS:
+            value = getattr(state, name)
+            if name in _SEQUENCES:
+                value = list(value)
+            elif name in _MAPPINGS:
+                value = dict(value)
+            setattr(self, name, value)
+        self.intent_types = dict(self.intents)
+
+    def freeze(self) -> InstanceState:
+        values = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            values[name] = tuple(value) if name in _SEQUENCES else value
+        return InstanceState(**values)
+
+
+class Fold:
+    """Apply events one by one; `state` freezes what has been folded so far."""
+
+    def __init__(self, name: str):
+        self.draft = Draft(InstanceState(name=name))
+
+    def add(self, event: ev.StoredEvent) -> None:
+        _apply_draft(self.draft, ev.upcast(event))
+
+    @property
+    def state(self) -> InstanceState:
+        return self.draft.freeze()
+
 
 def project(name: str, stored: Iterable[ev.StoredEvent], until: Optional[int] = None) -> InstanceState:
-    state = InstanceState(name=name)
+    fold = Fold(name)
     for event in stored:
         if until is not None and event.version > until:
             break
-        state = apply(state, ev.upcast(event))
-    return state
+        fold.add(event)
+    return fold.state
 
 
 def apply(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
-    handler = _HANDLERS[event.type]
-    state = handler(state, event)
-    intents = state.intents + ((event.version, event.type),) if event.type in ev.INTENT_TYPES else state.intents
-    return replace(state, version=event.version, intents=intents)
+    draft = Draft(state)
+    _apply_draft(draft, ev.upcast(event))
+    return draft.freeze()
 
 
-def _created(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _apply_draft(draft: Draft, event: ev.StoredEvent) -> None:
+    _HANDLERS[event.type](draft, event)
+    if event.type in ev.INTENT_TYPES:
+        draft.intents.append((event.version, event.type))
+        draft.intent_types[event.version] = event.type
+    draft.version = event.version
+
+
+def _created(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
-    return replace(
-        state,
-        created=True,
-        destroyed=False,
-        image=p["image"],
-        image_version=p["image_version"],
-        memory_mb=p["memory_mb"],
-        storage=p["storage"],
-        api_token=p["api_token"],
-        slot_prefix=p["slot_prefix"],
-        image_digest=p.get("digest"),
-    )
+    d.created, d.destroyed = True, False
+    d.image, d.image_version, d.memory_mb = p["image"], p["image_version"], p["memory_mb"]
+    d.storage, d.api_token, d.slot_prefix = p["storage"], p["api_token"], p["slot_prefix"]
+    d.image_digest = p.get("digest")
 
 
-def _adopted(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _adopted(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
-    state = _created(state, event)
+    _created(d, event)
     revision = RulesRevision(1, event.version, p["rules"], p["rules_digest"], "Adopted rules")
-    link = BackendLink(
+    d.link = BackendLink(
         backend=p["backend"], postgres_service=p.get("postgres_service"), source_fingerprint=p["source_fingerprint"],
         secret_fingerprint=p["secret_fingerprint"], audience=tuple(p["audience"]), kid=p.get("kid"), url=p.get("url"),
         version=event.version, source_sslmode=p["source_sslmode"], storage_sslmode=p["storage_sslmode"],
     )
-    return replace(
-        state, adopted_from=p["adopted_from"], image_digest=p.get("digest"), rules_history=(revision,),
-        current_rules=revision, link=link, audience=link.audience, kid=link.kid,
-        last_postgres_service=link.postgres_service, config_extras=p.get("extras", {}),
-        cleanup_keys=tuple(p.get("cleanup_keys", ())), cleanup_mounts=tuple(p.get("cleanup_mounts", ())),
-        managed_config=False,
-    )
+    d.adopted_from = p["adopted_from"]
+    d.rules_history = [revision]
+    d.current_rules = revision
+    d.audience, d.kid = list(d.link.audience), d.link.kid
+    d.last_postgres_service = d.link.postgres_service
+    d.config_extras = p.get("extras", {})
+    d.cleanup_keys, d.cleanup_mounts = list(p.get("cleanup_keys", ())), list(p.get("cleanup_mounts", ()))
+    d.managed_config = False
 
 
-def _published(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
-    return state
+def _published(d: Draft, event: ev.StoredEvent) -> None:
+    """Republishing what the journal already describes changes no state."""
 
 
-def _rules_set(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _rules_set(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
     revision = RulesRevision(
-        number=len(state.rules_history) + 1,
+        number=len(d.rules_history) + 1,
         version=event.version,
         content=p["content"],
         digest=p["digest"],
         description=p.get("description", ""),
         rolled_back_to=p.get("rolled_back_to"),
     )
-    return replace(state, rules_history=state.rules_history + (revision,), current_rules=revision)
+    d.rules_history.append(revision)
+    d.current_rules = revision
 
 
-def _linked(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _linked(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
-    link = BackendLink(
+    d.link = BackendLink(
         backend=p["backend"],
         postgres_service=p.get("postgres_service"),
         source_fingerprint=p["source_fingerprint"],
@@ -93,92 +134,77 @@ def _linked(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
         source_sslmode=p.get("source_sslmode", "disable"),
         storage_sslmode=p.get("storage_sslmode", "disable"),
     )
-    return replace(
-        state,
-        link=link,
-        audience=link.audience,
-        kid=link.kid,
-        storage_database=p.get("storage_database", state.storage_database),
-        last_postgres_service=link.postgres_service or state.last_postgres_service,
-        slots_kept=False,
-    )
+    d.audience, d.kid = list(d.link.audience), d.link.kid
+    d.storage_database = p.get("storage_database", d.storage_database)
+    d.last_postgres_service = d.link.postgres_service or d.last_postgres_service
+    d.slots_kept = False
 
 
-def _unlinked(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
-    return replace(state, link=None, slots_kept=bool(event.payload.get("slots_kept")))
+def _unlinked(d: Draft, event: ev.StoredEvent) -> None:
+    d.link = None
+    d.slots_kept = bool(event.payload.get("slots_kept"))
 
 
-def _rotated(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _rotated(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
-    if state.link is None:
-        return state
-    link = replace(state.link, secret_fingerprint=p["secret_fingerprint"], source_fingerprint=p["source_fingerprint"])
-    return replace(
-        state, link=link, stale_cause=None, rotation_undo={**state.rotation_undo, event.version: (state.link, state.stale_cause)}
-    )
+    if d.link is None:
+        return
+    d.rotation_undo[event.version] = (d.link, d.stale_cause)
+    d.link = replace(d.link, secret_fingerprint=p["secret_fingerprint"], source_fingerprint=p["source_fingerprint"])
+    d.stale_cause = None
 
 
-def _backend_changed(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
-    return replace(state, stale_cause=event.payload["cause"])
+def _backend_changed(d: Draft, event: ev.StoredEvent) -> None:
+    d.stale_cause = event.payload["cause"]
 
 
-def _setting(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _setting(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
     if p["key"] == "auto-rotate":
-        return replace(state, auto_rotate=p["value"] == "true")
-    return state
+        d.auto_rotate = p["value"] == "true"
 
 
-def _upgraded(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _upgraded(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
-    return replace(
-        state, image=p["image"], image_version=p["image_version"], image_digest=p.get("digest"),
-        upgrade_undo={**state.upgrade_undo, event.version: (state.image, state.image_version, state.image_digest)},
-    )
+    d.upgrade_undo[event.version] = (d.image, d.image_version, d.image_digest)
+    d.image, d.image_version, d.image_digest = p["image"], p["image_version"], p.get("digest")
 
 
-def _destroyed(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
-    return replace(state, destroyed=True, link=None)
+def _destroyed(d: Draft, event: ev.StoredEvent) -> None:
+    d.destroyed = True
+    d.link = None
 
 
-def _outcome(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
+def _outcome(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
     cause = p["cause"]
     status = "applied" if event.type == ev.DEPLOY_SUCCEEDED else "failed"
-    outcomes = dict(state.outcomes)
-    outcomes[cause] = Outcome(status=status, reason=p.get("reason", ""), restored=bool(p.get("restored")))
-    state = replace(state, outcomes=outcomes)
-    adopted_version = state.intents[0][0] if state.adopted_from and state.intents else None
-    if status == "applied" and cause != adopted_version and not state.managed_config:
+    d.outcomes[cause] = Outcome(status=status, reason=p.get("reason", ""), restored=bool(p.get("restored")))
+    adopted_version = d.intents[0][0] if d.adopted_from and d.intents else None
+    if status == "applied" and cause != adopted_version and not d.managed_config:
         # The first managed publish rendered the plugin's config and removed the leftovers.
-        state = replace(state, cleanup_keys=(), cleanup_mounts=(), managed_config=True)
+        d.cleanup_keys, d.cleanup_mounts, d.managed_config = [], [], True
     if status == "failed":
-        state = _undo_failed_intent(state, cause)
-    return state
+        _undo_failed_intent(d, cause)
 
 
-def _undo_failed_intent(state: InstanceState, cause: int) -> InstanceState:
+def _undo_failed_intent(d: Draft, cause: int) -> None:
     """A failed change was compensated: the state goes back to what was in effect before it."""
-    if (cause, ev.INSTANCE_CREATED) in state.intents:
-        return replace(state, created=False)
-    if (cause, ev.INSTANCE_DESTROYED) in state.intents:
-        return replace(state, destroyed=False)
-    if cause in state.rotation_undo:
-        link, stale_cause = state.rotation_undo[cause]
-        return replace(state, link=link, stale_cause=stale_cause or "rotation failed")
-    if cause in state.upgrade_undo:
-        image, version, digest = state.upgrade_undo[cause]
-        return replace(state, image=image, image_version=version, image_digest=digest)
-    if state.link is not None and state.link.version == cause:
-        return replace(state, link=None)
-    if state.current_rules is not None and state.current_rules.version == cause:
-        effective = [
-            revision
-            for revision in state.rules_history
-            if state.outcomes.get(revision.version, Outcome("applied")).status != "failed"
-        ]
-        return replace(state, current_rules=effective[-1] if effective else None)
-    return state
+    intent = d.intent_types.get(cause)
+    if intent == ev.INSTANCE_CREATED:
+        d.created = False
+    elif intent == ev.INSTANCE_DESTROYED:
+        d.destroyed = False
+    elif cause in d.rotation_undo:
+        d.link, stale_cause = d.rotation_undo[cause]
+        d.stale_cause = stale_cause or "rotation failed"
+    elif cause in d.upgrade_undo:
+        d.image, d.image_version, d.image_digest = d.upgrade_undo[cause]
+    elif d.link is not None and d.link.version == cause:
+        d.link = None
+    elif d.current_rules is not None and d.current_rules.version == cause:
+        effective = [r for r in d.rules_history if d.outcomes.get(r.version, Outcome("applied")).status != "failed"]
+        d.current_rules = effective[-1] if effective else None
 
 
 _HANDLERS = {
