@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 import subprocess
 import time
 import uuid
@@ -109,7 +110,7 @@ def instance(harness):
 
 def journal_rows(h) -> list[tuple]:
     path = Path(h.root) / "var/lib/dokku/services/powersync/journal.sqlite3"
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:
         return connection.execute("SELECT * FROM events ORDER BY sequence").fetchall()
 
 
