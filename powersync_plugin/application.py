@@ -54,6 +54,7 @@ class Application:
         self.actor = actor
         self.command = command
         self._journal: Optional[Journal] = None
+        self.waited = 0.0  # seconds spent waiting for readiness and stay-up (benchmarks subtract it)
 
     # --- journal -------------------------------------------------------------------------
     @property
@@ -757,7 +758,10 @@ class Application:
         self._require_ready(name, state, container_id=container.id)
         window = settings.seconds("POWERSYNC_STAY_UP_SECONDS", 6)
         self.out.step(f"Ready; checking the new container stays up ({window:g}s)")
-        if self.docker.wait_stays_up(container.id, window) is None:
+        started = time.monotonic()
+        stayed_up = self.docker.wait_stays_up(container.id, window)
+        self.waited += time.monotonic() - started
+        if stayed_up is None:
             logs = self.out.redactor.text(self.docker.logs_tail(container.id, 8))
             raise DomainError(f"The new container of {name} exited after turning ready:\n{logs}")
         self._require_ready(name, state, container_id=container.id, wait=0)
@@ -769,15 +773,19 @@ class Application:
                 raise DomainError(f"{name} is not running: `dokku ps:report {name}`, `dokku logs {name}`")
             container_id = container.id
         api = PowerSyncApi(self.docker, container_id, state.api_token)
-        deadline = time.monotonic() + (settings.seconds("POWERSYNC_READY_TIMEOUT", 60) if wait is None else wait)
-        while True:
-            result = api.readiness()
-            if result.ok:
-                return
-            if time.monotonic() >= deadline:
-                detail = result.error or f"HTTP {result.status}"
-                raise DomainError(f"{name} is not ready: /probes/readiness answered {detail} (only 2xx counts)")
-            time.sleep(0.5)
+        started = time.monotonic()
+        deadline = started + (settings.seconds("POWERSYNC_READY_TIMEOUT", 60) if wait is None else wait)
+        try:
+            while True:
+                result = api.readiness()
+                if result.ok:
+                    return
+                if time.monotonic() >= deadline:
+                    detail = result.error or f"HTTP {result.status}"
+                    raise DomainError(f"{name} is not ready: /probes/readiness answered {detail} (only 2xx counts)")
+                time.sleep(0.5)
+        finally:
+            self.waited += time.monotonic() - started
 
     def _publish_or_restore(self, state: InstanceState, backend_secrets: BackendSecrets, cause: int) -> None:
         name = state.name

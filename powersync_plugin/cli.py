@@ -23,6 +23,7 @@ class Context:
     """Built lazily: read commands never import Docker or open more than the journal."""
 
     current: Optional["Context"] = None
+    app = None
 
     def __init__(self, json_output: bool = False):
         from powersync_plugin.output import Output
@@ -37,7 +38,8 @@ class Context:
         from powersync_plugin.adapters.dokku import Dokku
         from powersync_plugin.application import Application
 
-        return Application(self.out, Dokku(self.redactor), DockerEngine(), actor(), self.redactor.command_line(command_argv()))
+        self.app = Application(self.out, Dokku(self.redactor), DockerEngine(), actor(), self.redactor.command_line(command_argv()))
+        return self.app
 
 
 def actor() -> str:
@@ -423,7 +425,25 @@ def help_command(command: Optional[str]) -> None:
     click.echo(command_help(cli, command) if command else usage(cli))
 
 
+def _report_timings(started: float) -> None:
+    """POWERSYNC_TIMINGS=1: where a command's time went (benchmarks/own_overhead.py reads it)."""
+    import time
+
+    app = Context.current.app if Context.current else None
+    total = time.monotonic() - started
+    dokku = app.dokku.timer.seconds if app else 0.0
+    waits = app.waited if app else 0.0
+    click.echo(f"timings: total={total:.3f} dokku={dokku:.3f} waits={waits:.3f} own={total - dokku - waits:.3f}", err=True)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
+    import time
+
+    started = time.monotonic()
+    if os.environ.get("POWERSYNC_TIMINGS"):
+        import atexit
+
+        atexit.register(_report_timings, started)
     os.umask(0o077)  # the journal, its WAL files and instance files hold secrets
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0].startswith("hook:"):
