@@ -320,28 +320,38 @@ class Application:
             state = self._record(state, new_events)
             cause = state.version
             try:
-                if "POWERSYNC_URL" in backend_keys:
-                    self.out.step(f"Removing POWERSYNC_URL from {backend}" + ("" if no_restart else " (restarts it)"))
-                    self.dokku.config_unset(backend, ["POWERSYNC_URL"], restart=not no_restart)
-                self.out.step(f"Stopping {name}")
-                self.dokku.stop(name)
-                if keep_slots:
-                    self.out.warn(
-                        f"--keep-slots: the replication slots {state.slot_prefix}* stay on the source and retain WAL "
-                        "until dropped; destroy the instance or drop them before lowering wal_level"
-                    )
-                else:
-                    self._teardown(name, state, service)
-                if service and name in self.dokku.postgres_links(service):
-                    self.dokku.postgres_unlink(service, name)
-                self.dokku.config_unset(name, [k for k in DERIVED_KEYS + ("DATABASE_URL",) if k in self.dokku.config_keys(name)], restart=False)
+                self._apply_unlink(name, backend, service, state, no_restart, keep_slots)
             except DomainError as exc:
                 self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0])])
                 raise CommandFailed(
-                    f"Unlinking {name} failed part-way: {exc}\nRun the same command again to finish it"
+                    f"Unlinking {name} failed part-way: {exc}\nRun `dokku powersync:reconcile {name}` to finish it"
                 ) from None
             self._record(state, [decisions.outcome(cause, True)])
             self.out.step(f"{name} unlinked from {backend}")
+
+    def _apply_unlink(
+        self, name: str, backend: str, service: Optional[str], state: InstanceState, no_restart: bool, keep_slots: bool
+    ) -> None:
+        """Every step checks before it acts, so an interrupted unlink can simply run again."""
+        if self.dokku.app_exists(backend) and "POWERSYNC_URL" in self.dokku.config_keys(backend):
+            self.out.step(f"Removing POWERSYNC_URL from {backend}" + ("" if no_restart else " (restarts it)"))
+            self.dokku.config_unset(backend, ["POWERSYNC_URL"], restart=not no_restart)
+        if self._is_running(name):
+            self.out.step(f"Stopping {name}")
+            self.dokku.stop(name)
+        if keep_slots:
+            self.out.warn(
+                f"--keep-slots: the replication slots {state.slot_prefix}* stay on the source and retain WAL "
+                "until dropped; destroy the instance or drop them before lowering wal_level"
+            )
+        elif "PS_DATA_SOURCE_URI" in self.dokku.config_keys(name):
+            self._teardown(name, state, service)
+        elif service:
+            self._drop_slots(service, state.slot_prefix)
+        if service and name in self.dokku.postgres_links(service):
+            self.dokku.postgres_unlink(service, name)
+        keys = [k for k in DERIVED_KEYS + ("DATABASE_URL",) if k in self.dokku.config_keys(name)]
+        self.dokku.config_unset(name, keys, restart=False)
 
     # --- destroy -------------------------------------------------------------------------
     def destroy(self, name: str, force: bool, confirm: Callable[[str], bool], dry_run: bool) -> None:
@@ -350,8 +360,8 @@ class Application:
             new_events = decisions.decide_destroy(state)
             service = state.last_postgres_service
             actions = []
-            if state.slots_kept and service:
-                actions.append(Action(Kind.DROP_SLOTS, service, detail=f"{state.slot_prefix}*"))
+            if service:
+                actions.append(Action(Kind.DROP_SLOTS, service, detail=f"{state.slot_prefix}* (any left)"))
             if state.storage_database and service:
                 actions.append(Action(Kind.DROP_STORAGE, service, detail=state.storage_database))
             actions.append(Action(Kind.DESTROY_APP, name))
@@ -364,23 +374,26 @@ class Application:
             state = self._record(state, new_events)
             cause = state.version
             try:
-                if service and self.dokku.postgres_exists(service):
-                    if state.slots_kept:
-                        self._drop_slots(service, state.slot_prefix)
-                    if state.storage_database:
-                        self.out.step(f"Dropping storage database {state.storage_database}")
-                        self.dokku.postgres_query(
-                            service, f'DROP DATABASE IF EXISTS "{state.storage_database}" WITH (FORCE);\n'
-                        )
-                if self.dokku.app_exists(name):
-                    self.out.step(f"Destroying app {name}")
-                    self.dokku.apps_destroy(name)
-                shutil.rmtree(settings.instance_dir(name), ignore_errors=True)
+                self._apply_destroy(state)
             except DomainError as exc:
                 self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0])])
                 raise CommandFailed(f"Destroying {name} failed part-way: {exc}\nRun the same command again to finish it") from None
             self._record(state, [decisions.outcome(cause, True)])
             self.out.step(f"{name} destroyed; `dokku powersync:history {name}` still shows its past")
+
+    def _apply_destroy(self, state: InstanceState) -> None:
+        """Idempotent, like _apply_unlink: an interrupted destroy is finished by running it again."""
+        name = state.name
+        service = state.last_postgres_service
+        if service and self.dokku.postgres_exists(service):
+            self._drop_slots(service, state.slot_prefix)
+            if state.storage_database:
+                self.out.step(f"Dropping storage database {state.storage_database}")
+                self.dokku.postgres_query(service, f'DROP DATABASE IF EXISTS "{state.storage_database}" WITH (FORCE);\n')
+        if self.dokku.app_exists(name):
+            self.out.step(f"Destroying app {name}")
+            self.dokku.apps_destroy(name)
+        shutil.rmtree(settings.instance_dir(name), ignore_errors=True)
 
     # --- adopt ---------------------------------------------------------------------------
     def adopt(self, name: str, backend: Optional[str], dry_run: bool) -> None:
@@ -590,6 +603,11 @@ class Application:
         """Converge the app on the journal: after a crash mid-command, or drift made by hand."""
         with self._lock(name):
             state = self.load(name)
+            last_version, last_type = state.intents[-1] if state.intents else (0, "")
+            interrupted = last_version and last_version not in state.outcomes
+            if interrupted and last_type in (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED):
+                self._finish_interrupted(state, last_version, last_type, dry_run)
+                return
             decisions.require_live(state)
             pending = state.pending_intent
             if state.link is None:
@@ -614,6 +632,26 @@ class Application:
                 state = self._record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "reconcile: drift repaired"})])
                 pending = state.version
             self._publish_or_restore(state, backend_secrets, pending)
+
+    def _finish_interrupted(self, state: InstanceState, version: int, type_: str, dry_run: bool) -> None:
+        name = state.name
+        event = next(e for e in self.journal.load(name) if e.version == version)
+        self.out.step(f"Revision {version} ({type_}) has no recorded outcome (interrupted): finishing it")
+        if dry_run:
+            return
+        try:
+            if type_ == ev.BACKEND_UNLINKED:
+                self._apply_unlink(
+                    name, event.payload["backend"], state.last_postgres_service, state, True,
+                    bool(event.payload.get("slots_kept")),
+                )
+            else:
+                self._apply_destroy(state)
+        except DomainError as exc:
+            self._record(state, [decisions.outcome(version, False, str(exc).splitlines()[0])])
+            raise
+        self._record(state, [decisions.outcome(version, True)])
+        self.out.step(f"Revision {version} completed")
 
     # --- thin Dokku-native commands --------------------------------------------------------
     def lifecycle(self, name: str, action: str) -> int:

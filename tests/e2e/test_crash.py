@@ -1,0 +1,80 @@
+"""Issue 7: kill -9 a mutating command at step boundaries; reconcile converges and nothing is orphaned."""
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import RULES, RULES_2, create_instance, journal_rows, make_backend, slots, sync_stream_status
+
+
+def run_and_kill(h, args, input_text, marker):
+    """Start a command, kill its whole process group with SIGKILL once `marker` appears in its output."""
+    process = subprocess.Popen(
+        ["dokku", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=h.env, start_new_session=True, text=True,
+    )
+    process.stdin.write(input_text)
+    process.stdin.close()
+    seen = []
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line or time.monotonic() > deadline:
+            break
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert any(marker in line for line in seen), "".join(seen)
+
+
+def integrity_ok(h):
+    path = Path(h.root) / "var/lib/dokku/services/powersync/journal.sqlite3"
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("marker", ["Rules r2 recorded", "restarting", "checking the new container stays up"])
+def test_set_rules_killed_then_reconciled(harness, source, marker):
+    h = harness
+    backend = make_backend(h, source)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    assert h.run("powersync:link", name, backend.app).returncode == 0
+    run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker)
+    assert integrity_ok(h)
+    history = h.run("powersync:history", name).stdout
+    assert "pending" in history
+    result = h.run("powersync:reconcile", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert h.run("powersync:info", name, "--pending-change").stdout.strip() == "-"
+    assert "matches its journal" in h.run("powersync:reconcile", name).stdout
+    assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
+    containers = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=com.dokku.app-name={name}", "--format", "{{.Names}} {{.State}}"],
+        capture_output=True, text=True,
+    ).stdout.split("\n")
+    running = [line for line in containers if line.endswith("running")]
+    assert running == [f"{name}.web.1 running"], containers
+
+
+def test_unlink_killed_during_teardown_then_reconciled(harness, source):
+    h = harness
+    backend = make_backend(h, source)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    assert h.run("powersync:link", name, backend.app).returncode == 0
+    prefix = h.run("powersync:info", name, "--slot-prefix").stdout.strip()
+    run_and_kill(h, ["powersync:unlink", name, backend.app], "", "Tearing down")
+    assert integrity_ok(h)
+    assert "pending" in h.run("powersync:history", name).stdout
+    result = h.run("powersync:reconcile", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not any(slot.startswith(prefix) for slot in slots(h, source))
+    assert h.run("powersync:destroy", name, "--force").returncode == 0
+    assert h.run("apps:exists", name).returncode == 20
+    databases = h.run("postgres:connect", source, input="SELECT datname FROM pg_database;\n").stdout
+    assert "powersync_" + name.replace("-", "_") not in databases
