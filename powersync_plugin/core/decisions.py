@@ -136,7 +136,7 @@ def describe_rules_change(before: Optional[str], after: str) -> str:
     old = _definition_names(before)
     added, removed = len(new - old), len(old - new)
     if not added and not removed:
-        return "Set rules (definitions changed)"
+        return "Set rules (same definitions, text changed)"
     return f"Set rules (+{added}, -{removed})"
 
 
