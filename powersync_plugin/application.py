@@ -11,7 +11,7 @@ import base64
 import secrets as secrets_module
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from powersync_plugin import settings
@@ -25,7 +25,7 @@ from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.names import check_app_name, storage_database
 from powersync_plugin.core.planner import INSTANCE_PORTS, Action, Kind, Observed, Plan, plan_publish
-from powersync_plugin.core.projector import project
+from powersync_plugin.core.projector import apply, project
 from powersync_plugin.core.rules import check_rules, decode_rules
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.output import Output
@@ -69,7 +69,7 @@ class Application:
     def _record(self, state: InstanceState, new_events: list[ev.NewEvent]) -> InstanceState:
         stored = self.journal.append(state.name, state.version, new_events, self.actor, self.command)
         for event in stored:
-            state = _apply_one(state, event)
+            state = apply(state, event)
         return state
 
     def _lock(self, name: str):
@@ -78,8 +78,9 @@ class Application:
         )
 
     # --- create --------------------------------------------------------------------------
-    def create(self, name: str, image: str, image_version: str, memory: str, storage: str, dry_run: bool) -> None:
+    def create(self, name: str, image: str, image_version: Optional[str], memory: str, storage: str, dry_run: bool) -> None:
         check_app_name(name)
+        image_version = image_version or self.default_image_version()
         with self._lock(name):
             state = self.load(name)
             token = secrets_module.token_urlsafe(32)
@@ -129,7 +130,7 @@ class Application:
         content = decode_rules(raw)
         check_rules(content)
         with self._lock(name):
-            state = self.load(name)
+            state = self._load_reconciled(name, dry_run)
             decisions.require_live(state)
             self._set_rules_locked(state, content, dry_run)
 
@@ -208,7 +209,7 @@ class Application:
         check_app_name(name)
         check_app_name(backend, "backend app name")
         with self._lock(name):
-            state = self.load(name)
+            state = self._load_reconciled(name, dry_run)
             decisions.require_linkable(state, backend)
             if not self.dokku.app_exists(backend):
                 raise DomainError(f"App {backend} does not exist: link an existing backend app")
@@ -239,14 +240,15 @@ class Application:
             else:
                 self.out.warn("The source is not a dokku-postgres service: its prerequisites are checked when the instance starts")
             storage_db = storage_database(name) if state.storage == "separate-database" else None
+            # dokku-postgres serves no TLS; elsewhere PowerSync's own default applies unless the URI
+            # asked for a mode (storage on the same server inherits the source's).
+            sslmode = source_sslmode or ("disable" if service else "verify-full")
             new_events = decisions.decide_link(
                 state, backend, service, derive.fingerprint(source_uri), derive.fingerprint(secret_key),
-                audience or (backend,), kid, url, storage_db,
-                source_sslmode or ("disable" if service else "verify-full"),
-                source_sslmode or ("disable" if service else "verify-full"),
+                audience or (backend,), kid, url, storage_db, sslmode, sslmode,
             )
-            after = _apply_preview(state, new_events)
             if dry_run:
+                after = _apply_preview(state, new_events)
                 actions = []
                 if service:
                     actions.append(Action(Kind.LINK_DATABASE, name, detail=f"postgres service {service}"))
@@ -299,7 +301,7 @@ class Application:
     # --- unlink --------------------------------------------------------------------------
     def unlink(self, name: str, backend: str, no_restart: bool, keep_slots: bool, dry_run: bool) -> None:
         with self._lock(name):
-            state = self.load(name)
+            state = self._load_reconciled(name, dry_run)
             new_events = decisions.decide_unlink(state, backend, keep_slots)
             service = state.link.postgres_service
             backend_exists = self.dokku.app_exists(backend)
@@ -356,7 +358,7 @@ class Application:
     # --- destroy -------------------------------------------------------------------------
     def destroy(self, name: str, force: bool, confirm: Callable[[str], bool], dry_run: bool) -> None:
         with self._lock(name):
-            state = self.load(name)
+            state = self._load_reconciled(name, dry_run)
             new_events = decisions.decide_destroy(state)
             service = state.last_postgres_service
             actions = []
@@ -514,6 +516,23 @@ class Application:
         )
 
     # --- settings, rotation, upgrade ----------------------------------------------------
+    def default_image_version(self) -> str:
+        found = self.journal.latest_payload(settings.GLOBAL_STREAM, ev.SETTING_CHANGED, "image-version")
+        return settings.default_image_version(found["value"] if found else None)
+
+    def set_global(self, key: str, value: str) -> None:
+        if key != "image-version":
+            raise DomainError(f"Unknown global setting {key!r}: the only one is image-version")
+        if not decisions.is_exact_version(value):
+            raise DomainError(f"Invalid image-version {value!r}: use an exact X.Y.Z release")
+        with self._lock(settings.GLOBAL_STREAM):
+            head = self.journal.head(settings.GLOBAL_STREAM)
+            self.journal.append(
+                settings.GLOBAL_STREAM, head, [ev.NewEvent(ev.SETTING_CHANGED, {"key": key, "value": value})],
+                self.actor, self.command,
+            )
+        self.out.step(f"New instances now default to image version {value} (existing ones: `powersync:upgrade`)")
+
     def set_setting(self, name: str, key: str, value: str) -> None:
         with self._lock(name):
             state = self.load(name)
@@ -572,7 +591,7 @@ class Application:
             state = self.load(name)
             decisions.require_live(state)
             target_image = image or state.image
-            target_version = image_version or settings.default_image_version()
+            target_version = image_version or self.default_image_version()
             reference = f"{target_image}:{target_version}"
             found = self.docker.image(reference)
             if found is None and not dry_run:
@@ -602,36 +621,51 @@ class Application:
     def reconcile(self, name: str, dry_run: bool) -> None:
         """Converge the app on the journal: after a crash mid-command, or drift made by hand."""
         with self._lock(name):
-            state = self.load(name)
-            last_version, last_type = state.intents[-1] if state.intents else (0, "")
-            interrupted = last_version and last_version not in state.outcomes
-            if interrupted and last_type in (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED):
-                self._finish_interrupted(state, last_version, last_type, dry_run)
-                return
-            decisions.require_live(state)
-            pending = state.pending_intent
-            if state.link is None:
-                if pending is not None and not dry_run:
-                    self._record(state, [decisions.outcome(pending, False, "interrupted before it was applied; nothing deployed")])
-                self.out.step(f"{name} is not linked: nothing deployed to converge")
-                return
-            backend_secrets = self._backend_secrets(state)
-            reference, base = self._base_image(state)
-            tag = self.docker.build_derived(base, reference, state.image_version)
-            plan = self._publish_plan(state, self._observe(name), tag, self._desired_env(state, backend_secrets))
-            if dry_run or (not plan.actions and pending is None):
-                if plan.actions:
-                    self._print_plan(plan)
-                else:
-                    self.out.step(f"{name} matches its journal (revision {state.version})")
-                return
-            if pending is not None:
-                self.out.step(f"Revision {pending} has no recorded outcome (interrupted): applying it now")
+            self._reconcile_locked(self.load(name), dry_run)
+
+    def _load_reconciled(self, name: str, dry_run: bool = False) -> InstanceState:
+        """The instance's state, after finishing a change an earlier command left without outcome."""
+        state = self.load(name)
+        if state.pending_intent is None:
+            return state
+        if dry_run:
+            self.out.warn(f"Revision {state.pending_intent} was interrupted: the real run reconciles it first")
+            return state
+        self.out.step(f"Revision {state.pending_intent} was interrupted: reconciling before this command")
+        self._reconcile_locked(state, dry_run=False)
+        return self.load(name)
+
+    def _reconcile_locked(self, state: InstanceState, dry_run: bool) -> None:
+        name = state.name
+        last_version, last_type = state.intents[-1] if state.intents else (0, "")
+        interrupted = last_version and last_version not in state.outcomes
+        if interrupted and last_type in (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED):
+            self._finish_interrupted(state, last_version, last_type, dry_run)
+            return
+        decisions.require_live(state)
+        pending = state.pending_intent
+        if state.link is None:
+            if pending is not None and not dry_run:
+                self._record(state, [decisions.outcome(pending, False, "interrupted before it was applied; nothing deployed")])
+            self.out.step(f"{name} is not linked: nothing deployed to converge")
+            return
+        backend_secrets = self._backend_secrets(state)
+        reference, base = self._base_image(state)
+        tag = self.docker.build_derived(base, reference, state.image_version)
+        plan = self._publish_plan(state, self._observe(name), tag, self._desired_env(state, backend_secrets))
+        if dry_run or (not plan.actions and pending is None):
+            if plan.actions:
+                self._print_plan(plan)
             else:
-                self.out.step(f"{name} drifted from its journal: converging")
-                state = self._record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "reconcile: drift repaired"})])
-                pending = state.version
-            self._publish_or_restore(state, backend_secrets, pending)
+                self.out.step(f"{name} matches its journal (revision {state.version})")
+            return
+        if pending is not None:
+            self.out.step(f"Revision {pending} has no recorded outcome (interrupted): applying it now")
+        else:
+            self.out.step(f"{name} drifted from its journal: converging")
+            state = self._record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "reconcile: drift repaired"})])
+            pending = state.version
+        self._publish_or_restore(state, backend_secrets, pending)
 
     def _finish_interrupted(self, state: InstanceState, version: int, type_: str, dry_run: bool) -> None:
         name = state.name
@@ -690,7 +724,7 @@ class Application:
             deployed = self.dokku.config(name).get("POWERSYNC_CONFIG_B64", "")
             result["config-drift"] = base64.b64encode(desired.encode()).decode() != deployed
             if state.link.postgres_service:
-                pattern = state.slot_prefix.replace("_", "\\_") + "%"
+                pattern = _slot_pattern(state.slot_prefix)
                 rows = self.dokku.postgres_query(
                     state.link.postgres_service,
                     "SELECT slot_name, active, pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) "
@@ -1015,7 +1049,7 @@ class Application:
 
     def _drop_slots(self, service: str, prefix: str) -> None:
         """Drop whatever slot of this instance is left: a forgotten slot retains WAL until the disk fills."""
-        pattern = prefix.replace("_", "\\_") + "%"
+        pattern = _slot_pattern(prefix)
         rows = self.dokku.postgres_query(
             service,
             "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE '" + pattern + "';\n",
@@ -1041,20 +1075,17 @@ def _backend_values(backend: str, env: dict[str, str]) -> tuple[str, str]:
     return env["SECRET_KEY"], env["DATABASE_URL"]
 
 
+def _slot_pattern(prefix: str) -> str:
+    """A LIKE pattern matching exactly the slots under `prefix` (`_` is a LIKE wildcard)."""
+    return prefix.replace("_", "\\_") + "%"
+
+
 def _restored_text(restored: bool, what: str) -> str:
     return f"Restored: {what}." if restored else "Could NOT restore everything: see the warnings above."
 
 
-def _apply_one(state: InstanceState, event: ev.StoredEvent) -> InstanceState:
-    from powersync_plugin.core.projector import apply
-
-    return apply(state, event)
-
-
 def _apply_preview(state: InstanceState, new_events: list[ev.NewEvent]) -> InstanceState:
-    """The state the new events would produce, without storing them (dry runs, publishing)."""
-    from powersync_plugin.core.projector import apply
-
-    for offset, item in enumerate(new_events, start=1):
+    """The state the new events would produce, without storing them (dry runs)."""
+    for item in new_events:
         state = apply(state, ev.StoredEvent(0, state.name, state.version + 1, item.type, item.schema, item.payload, "", "", ""))
     return state

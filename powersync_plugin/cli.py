@@ -86,7 +86,7 @@ def cli() -> None:
 @dry_run_option
 def create(name: str, image: str, image_version: Optional[str], memory: str, storage: str, dry_run: bool) -> None:
     """Create an instance: a Dokku app, deployed when a backend is linked."""
-    Context().application().create(name, image, image_version or settings.default_image_version(), memory, storage, dry_run)
+    Context().application().create(name, image, image_version, memory, storage, dry_run)
 
 
 @cli.command("set-rules")
@@ -309,12 +309,18 @@ def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
 
 
 @cli.command("set")
-@instance_argument
-@click.argument("key", metavar="<key>")
-@click.argument("value", metavar="<value>")
-def set_command(name: str, key: str, value: str) -> None:
-    """Change an instance setting (auto-rotate true|false)."""
-    Context().application().set_setting(name, key, value)
+@click.argument("args", nargs=-1, metavar="<name> <key> <value>")
+@click.option("--global", "global_", is_flag=True, help="Plugin-wide: `--global image-version X.Y.Z` for new instances.")
+def set_command(args: tuple[str, ...], global_: bool) -> None:
+    """Change a setting: `<name> auto-rotate true|false`, or `--global image-version X.Y.Z`."""
+    if global_:
+        if len(args) != 2:
+            raise click.UsageError("Usage: dokku powersync:set --global image-version X.Y.Z")
+        Context().application().set_global(*args)
+        return
+    if len(args) != 3:
+        raise click.UsageError("Usage: dokku powersync:set <name> auto-rotate true|false")
+    Context().application().set_setting(*args)
 
 
 @cli.command("rotate")

@@ -5,13 +5,15 @@ import os
 from pathlib import Path
 
 DEFAULT_IMAGE = "journeyapps/powersync-service"
-# The single plugin-level pin. Override for new instances with DOKKU_POWERSYNC_IMAGE_VERSION.
+# The single plugin-level pin. New instances take, in order: --image-version, the env
+# DOKKU_POWERSYNC_IMAGE_VERSION, `powersync:set --global image-version X.Y.Z`, then this.
 PINNED_IMAGE_VERSION = "1.25.0"
+GLOBAL_STREAM = "_global"  # plugin-wide settings; never a valid instance (app) name
 DEFAULT_MEMORY = "400m"
 
 
-def default_image_version() -> str:
-    return os.environ.get("DOKKU_POWERSYNC_IMAGE_VERSION") or PINNED_IMAGE_VERSION
+def default_image_version(global_setting: str | None = None) -> str:
+    return os.environ.get("DOKKU_POWERSYNC_IMAGE_VERSION") or global_setting or PINNED_IMAGE_VERSION
 
 
 def lib_root() -> Path:

@@ -92,6 +92,15 @@ class Journal:
     def streams(self) -> list[str]:
         return [row[0] for row in self._read("SELECT DISTINCT stream FROM events ORDER BY stream")]
 
+    def latest_payload(self, stream: str, type_: str, key: str) -> Optional[dict]:
+        """The payload of the newest `type_` event of `stream` whose payload["key"] is `key`."""
+        rows = self._read(
+            "SELECT payload FROM events WHERE stream = ? AND type = ? AND json_extract(payload, '$.key') = ? "
+            "ORDER BY version DESC LIMIT 1",
+            (stream, type_, key),
+        )
+        return json.loads(rows[0][0]) if rows else None
+
     def head(self, stream: str) -> int:
         return self._read("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,))[0][0]
 

@@ -128,3 +128,39 @@ def test_reconcile_repairs_a_command_killed_after_the_append(harness, source):
     assert (rows[-1]["event"], rows[-1]["status"], rows[-1]["rules_revision"]) == ("rules.set", "applied", "r2")
     assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
     assert "matches its journal" in h.run("powersync:reconcile", name).stdout
+
+
+def test_global_image_version_applies_to_new_instances_only(harness):
+    h = harness
+    existing = create_instance(h)
+    assert h.run("powersync:set", "--global", "image-version", "not-a-version").returncode == 1
+    try:
+        assert h.run("powersync:set", "--global", "image-version", "1.26.0").returncode == 0
+        new = create_instance(h)
+        assert h.run("powersync:info", new, "--image-version").stdout.strip() == "1.26.0"
+        assert h.run("powersync:info", existing, "--image-version").stdout.strip() == "1.25.0"
+        assert "_global" not in h.run("powersync:list").stdout
+    finally:
+        assert h.run("powersync:set", "--global", "image-version", "1.25.0").returncode == 0
+
+
+def test_the_next_command_reconciles_an_interrupted_one(harness, source):
+    h = harness
+    name, backend = linked_instance(h, source)
+    before = len(journal_rows(h))
+    process = subprocess.Popen(
+        ["dokku", "powersync:set-rules", name], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=h.env, start_new_session=True,
+    )
+    process.stdin.write(RULES_2.encode())
+    process.stdin.close()
+    deadline = time.monotonic() + 60
+    while len(journal_rows(h)) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    result = h.run("powersync:set-rules", name, input=RULES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "was interrupted: reconciling before this command" in result.stdout
+    rows = history(h, name)
+    assert [(r["rules_revision"], r["status"]) for r in rows if r["event"] == "rules.set"][-2:] == [("r2", "applied"), ("r3", "applied")]
