@@ -19,7 +19,7 @@ from powersync_plugin.adapters.docker_engine import DockerEngine, ImageView
 from powersync_plugin.adapters.dokku import Dokku
 from powersync_plugin.adapters.journal import Journal
 from powersync_plugin.adapters.locks import instance_lock
-from powersync_plugin.adapters.powersync_api import PowerSyncApi
+from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
 from powersync_plugin.core import adoption, config_render, decisions, derive
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
@@ -716,7 +716,8 @@ class Application:
         if container and container.running:
             api = PowerSyncApi(self.docker, container.id, state.api_token)
             result["ready"] = api.readiness().ok
-            result["diagnostics"] = api.diagnostics()
+            diagnostics = api.diagnostics()
+            result.update(summarize_diagnostics(diagnostics) if diagnostics else {"diagnostics": "unavailable (admin API)"})
         else:
             result["ready"] = False
         if state.link:
@@ -793,6 +794,11 @@ class Application:
         else:
             self.out.step("Config unchanged: no restart")
             self._require_ready(name, state)
+        rebuilt_vhost = any(action.kind in (Kind.DEPLOY_IMAGE, Kind.SET_PORTS) for action in plan.actions)
+        if rebuilt_vhost and self.dokku.tls_enabled(name):
+            # A new image or ports map rebuilds the nginx vhost, which can drop the TLS binding.
+            self.out.step(f"Re-enabling TLS on {name} (letsencrypt:enable is idempotent)")
+            self.dokku.letsencrypt_enable(name)
 
     def _execute(self, action: Action, env: dict[str, str], tag: str) -> None:
         app = action.app

@@ -415,8 +415,13 @@ def status(name: str, output_format: str) -> None:
         return
     click.echo(f"=====> {name} status")
     for key, value in result.items():
-        if key == "diagnostics":
-            value = "available" if value else "-"
+        if key in ("active-rules", "deploying-rules"):
+            value = "-" if not value else (
+                f"slot {value['slot']}, lag {value['lag_bytes'] if value['lag_bytes'] is not None else '?'} bytes"
+                + (f", errors: {'; '.join(value['errors'])}" if value["errors"] else "")
+            )
+        if key == "replication-errors":
+            value = "; ".join(value) or "-"
         if key == "slots":
             value = ", ".join(f"{s['slot']} ({'active' if s['active'] else 'inactive'}, {s['retained_wal']} retained)" for s in value) or "-"
         click.echo(f"       {key.replace('-', ' ').capitalize() + ':':<16}{value}")

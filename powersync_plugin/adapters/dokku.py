@@ -143,6 +143,9 @@ class Dokku:
         """The image `git:from-image` last deployed (Dokku keeps it as git's source-image)."""
         return self.run("git:report", app, "--git-source-image").stdout.strip()
 
+    def letsencrypt_enable(self, app: str) -> None:
+        self.run("letsencrypt:enable", app)
+
     # deploys
     def deploy_image(self, app: str, image: str) -> bool:
         """Deploy `image`; False when Dokku reports the image unchanged (a no-op, not a failure)."""

@@ -80,3 +80,32 @@ def _error_text(item) -> str:
     if isinstance(location, dict) and "start_offset" in location:
         return f"{message} (at offset {location['start_offset']})"
     return message
+
+
+def summarize_diagnostics(payload) -> dict:
+    """The parts of /api/admin/v1/diagnostics an operator acts on, read defensively (the shape
+    has grown across service versions)."""
+    data = payload.get("data", payload) if isinstance(payload, dict) else {}
+
+    def rules(section) -> dict:
+        if not isinstance(section, dict):
+            return {"slot": "-", "lag_bytes": None, "errors": []}
+        connection = (section.get("connections") or [{}])[0] or {}
+        errors = [e.get("message", str(e)) for e in section.get("errors") or [] if isinstance(e, dict)]
+        return {
+            "slot": connection.get("slot_name", "-"),
+            "lag_bytes": connection.get("replication_lag_bytes"),
+            "initial_replication_done": connection.get("initial_replication_done"),
+            "errors": errors,
+        }
+
+    connections = data.get("connections") or []
+    connection_errors = [
+        e.get("message", str(e)) for c in connections if isinstance(c, dict) for e in c.get("errors") or [] if isinstance(e, dict)
+    ]
+    return {
+        "source-connected": all(bool(c.get("connected")) for c in connections if isinstance(c, dict)) if connections else False,
+        "active-rules": rules(data.get("active_sync_rules")),
+        "deploying-rules": rules(data.get("deploying_sync_rules")) if data.get("deploying_sync_rules") else None,
+        "replication-errors": connection_errors,
+    }

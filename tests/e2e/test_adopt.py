@@ -53,8 +53,10 @@ def test_adopt_a_jeeves_deployment(harness, layout):
     assert again.returncode == 1 and "already managed" in again.stderr
 
     # The first managed change: same rules bytes, one restart, no new slot, same URL, leftovers gone.
+    tls_enables = h.app_state(app)["letsencrypt_enables"]
     result = h.run("powersync:set-rules", app, input=d.rules)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert h.app_state(app)["letsencrypt_enables"] == tls_enables + 1  # the new image's vhost keeps TLS
     assert len(h.deploys(app)) == deploys_before[0] + 1 and len(h.deploys(backend)) == deploys_before[1]
     assert d.current_slots() == slots_before
     env = app_config(h, app)

@@ -33,6 +33,11 @@ def test_upgrade_is_one_restart_and_a_downgrade_is_refused(harness, source):
     assert len(h.deploys(name)) == deploys + 1
     assert h.run("powersync:info", name, "--image-version").stdout.strip() == "1.26.0"
     assert "1.26.0" in h.run("powersync:status", name).stdout
+    status = json.loads(h.run("powersync:status", name, "--format", "json").stdout)
+    prefix = h.run("powersync:info", name, "--slot-prefix").stdout.strip()
+    assert status["ready"] and status["config-drift"] is False
+    assert status["active-rules"]["slot"].startswith(prefix) and status["replication-errors"] == []
+    assert [slot["slot"] for slot in status["slots"]] == [status["active-rules"]["slot"]]
 
     same = h.run("powersync:upgrade", name, "--image-version", "1.26.0")
     assert same.returncode == 0 and "nothing to upgrade" in same.stdout
