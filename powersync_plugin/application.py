@@ -29,7 +29,7 @@ from powersync_plugin.core.projector import apply, project
 from powersync_plugin.core.rules import check_rules, decode_rules
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.output import Output
-from powersync_plugin.queries import rules_diff
+from powersync_plugin.queries import rules_diff, summary_json
 
 DERIVED_KEYS = ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI")
 CHECK_SUBJECT = "dokku-powersync-link-check"
@@ -70,6 +70,7 @@ class Application:
         stored = self.journal.append(state.name, state.version, new_events, self.actor, self.command)
         for event in stored:
             state = apply(state, event)
+        self.journal.save_summary(state.name, state.version, summary_json(state))
         return state
 
     def _lock(self, name: str):

@@ -17,6 +17,7 @@ from powersync_plugin import settings
 from powersync_plugin.core.errors import DomainError
 
 PLUGIN = "powersync"
+HISTORY_DEFAULT_LIMIT = 256  # like `helm history --max`: the newest rows; --all for every one
 
 
 class Context:
@@ -240,11 +241,15 @@ def app_links(app: str) -> None:
 @cli.command("history")
 @instance_argument
 @click.option("--rules", "rules_only", is_flag=True, help="Rules revisions only.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show the last N rows.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help=f"Show the last N rows [default: {HISTORY_DEFAULT_LIMIT}].")
+@click.option("--all", "show_all", is_flag=True, help="Show every row.")
 @click.option("--show", "show", type=click.IntRange(min=1), default=None, metavar="REV", help="One revision in full, with the state folded to it.")
 @click.option("--diff", "diff", default=None, metavar="A..B", help="Unified diff of the rules between two rules revisions (B: current).")
 @format_option
-def history(name: str, rules_only: bool, limit: Optional[int], show: Optional[int], diff: Optional[str], output_format: str) -> None:
+def history(
+    name: str, rules_only: bool, limit: Optional[int], show_all: bool, show: Optional[int], diff: Optional[str],
+    output_format: str,
+) -> None:
     """Show every change to an instance, oldest first, with its outcome."""
     from powersync_plugin import reads
 
@@ -264,9 +269,7 @@ def history(name: str, rules_only: bool, limit: Optional[int], show: Optional[in
         for line in reads.rules_diff_between(name, diff):
             click.echo(line)
         return
-    rows = reads.history(name, rules_only)
-    if limit:
-        rows = rows[-limit:]
+    rows = reads.history(name, rules_only, None if show_all else (limit or HISTORY_DEFAULT_LIMIT))
     if output_format == "json":
         click.echo(json.dumps([row.as_json() for row in rows]))
         return

@@ -7,9 +7,20 @@ from powersync_plugin import settings
 from powersync_plugin.adapters.journal import create_or_upgrade
 
 
+def rebuild_summaries() -> None:
+    """Fill the read model for every stream whose summary is missing or stale (after an upgrade)."""
+    from powersync_plugin import reads
+    from powersync_plugin.adapters.journal import Journal
+
+    journal = Journal(settings.journal_path())
+    for stream in journal.streams():
+        reads.summary(stream, journal)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["migrate"]:
         create_or_upgrade(settings.journal_path())
+        rebuild_summaries()
         return 0
     print(f" !     unknown maintenance task {argv!r}", file=sys.stderr)
     return 1

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from powersync_plugin.core import events as ev
-from powersync_plugin.core.projector import Fold
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.redact import MASK
 
@@ -39,6 +38,18 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
     }
 
 
+def summary_json(state: InstanceState) -> str:
+    """The read model row of an instance: what info, list and exists show, without folding."""
+    import json
+
+    return json.dumps({
+        "live": state.live,
+        "destroyed": state.destroyed,
+        "linked": state.link is not None,
+        "fields": info_fields(state, ""),
+    }, sort_keys=True)
+
+
 @dataclass(frozen=True)
 class HistoryRow:
     revision: int
@@ -65,23 +76,40 @@ class HistoryRow:
         }
 
 
-def history_rows(name: str, stored: list[ev.StoredEvent], rules_only: bool = False) -> list[HistoryRow]:
-    fold = Fold(name)
+LINK_OPENING = (ev.BACKEND_LINKED, ev.INSTANCE_ADOPTED)
+LINK_CLOSING = (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED)
+RULES_CARRIERS = (ev.RULES_SET, ev.INSTANCE_ADOPTED)
+
+
+def history_rows(
+    name: str, stored: list[ev.StoredEvent], rules_only: bool = False, rules_before: int = 0,
+    link_at_start: Optional[int] = None,
+) -> list[HistoryRow]:
+    """Rows for `stored`, a tail of the stream: `rules_before` rules revisions and the link made at
+    version `link_at_start` (None: not linked) come from the events before it, so a window of the
+    last rows costs the same however long the stream is."""
     outcomes: dict[int, ev.StoredEvent] = {
         event.payload["cause"]: event for event in stored if event.type in ev.OUTCOME_TYPES
     }
     last_intent_of_type = {event.type: event.version for event in stored if event.type in ev.INTENT_TYPES}
-    rows = []
-    for event in stored:
-        linked_before = fold.draft.link is not None
-        fold.add(event)
+    link, rules_number, rows = link_at_start, rules_before, []
+    for event in ev_upcast_all(stored):
         if event.type in ev.OUTCOME_TYPES:
+            if event.type == ev.DEPLOY_FAILED and event.payload["cause"] == link:
+                link = None  # a failed link was compensated
             continue  # shown as the status of the change it closes
-        carries_rules = event.type in (ev.RULES_SET, ev.INSTANCE_ADOPTED)
+        linked_before = link is not None
+        if event.type in LINK_OPENING:
+            link = event.version
+        elif event.type in LINK_CLOSING:
+            link = None
+        carries_rules = event.type in RULES_CARRIERS
+        if carries_rules:
+            rules_number += 1
         if rules_only and not carries_rules:
             continue
         status, reason = _status(event, linked_before, outcomes, last_intent_of_type)
-        rules = fold.draft.rules_history[-1] if carries_rules else None
+        digest = event.payload.get("digest") if event.type == ev.RULES_SET else event.payload.get("rules_digest")
         rows.append(
             HistoryRow(
                 revision=event.version,
@@ -90,12 +118,16 @@ def history_rows(name: str, stored: list[ev.StoredEvent], rules_only: bool = Fal
                 event=event.type,
                 status=status,
                 reason=reason,
-                rules_revision=f"r{rules.number}" if rules else None,
-                rules_digest=rules.digest[:12] if rules else None,
+                rules_revision=f"r{rules_number}" if carries_rules else None,
+                rules_digest=digest[:12] if carries_rules else None,
                 description=_describe(event),
             )
         )
     return rows
+
+
+def ev_upcast_all(stored):
+    return (ev.upcast(event) for event in stored)
 
 
 def _status(event, linked_before: bool, outcomes, last_intent_of_type) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 """Read-only commands, kept light: no Docker SDK import, one journal read."""
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 from powersync_plugin import settings
@@ -10,7 +11,10 @@ from powersync_plugin.core.decisions import require_live
 from powersync_plugin.core.projector import project
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.core.errors import DomainError
-from powersync_plugin.queries import HistoryRow, history_rows, info_fields, masked_payload, parse_rules_revision, rules_diff
+from powersync_plugin.queries import (
+    LINK_CLOSING, LINK_OPENING, RULES_CARRIERS, HistoryRow, history_rows, info_fields, masked_payload,
+    parse_rules_revision, rules_diff, summary_json,
+)
 
 
 def _journal() -> Journal:
@@ -21,34 +25,56 @@ def state(name: str) -> InstanceState:
     return project(name, _journal().load(name))
 
 
+def summary(name: str, journal: Optional[Journal] = None) -> dict:
+    """The instance's read-model row; refolded from the events (and stored) when missing or stale."""
+    journal = journal or _journal()
+    found = journal.summaries(name).get(name)
+    if found and found[0] == found[1]:
+        return json.loads(found[2])
+    current = project(name, journal.load(name))
+    text = summary_json(current)
+    if current.version:
+        journal.save_summary(name, current.version, text)
+    return json.loads(text)
+
+
+def _require_live(name: str, row: dict) -> None:
+    if not row["live"]:
+        require_live(InstanceState(name=name, created=row["destroyed"], destroyed=row["destroyed"]))
+
+
 def info(name: str) -> dict[str, str]:
-    current = state(name)
-    require_live(current)
-    status = quick_container_status(f"{name}.web.1") if current.link else "not deployed (no backend linked)"
-    return info_fields(current, status)
+    row = summary(name)
+    _require_live(name, row)
+    fields = dict(row["fields"])
+    fields["status"] = quick_container_status(f"{name}.web.1") if row["linked"] else "not deployed (no backend linked)"
+    return fields
 
 
 def exists(name: str) -> bool:
-    return state(name).live
+    return summary(name)["live"]
 
 
 def linked_backend(name: str) -> Optional[str]:
-    current = state(name)
-    require_live(current)
-    return current.link.backend if current.link else None
+    row = summary(name)
+    _require_live(name, row)
+    return row["fields"]["linked-backend"] if row["linked"] else None
 
 
 def list_instances() -> list[dict[str, str]]:
     journal = _journal()
+    stored = journal.summaries()
     rows = []
     for stream in journal.streams():
-        current = project(stream, journal.load(stream))
-        if current.live:
+        found = stored.get(stream)
+        row = json.loads(found[2]) if found and found[0] == found[1] else summary(stream, journal)
+        if row["live"]:
+            fields = row["fields"]
             rows.append({
                 "name": stream,
-                "version": current.image_version,
-                "linked_backend": current.link.backend if current.link else "",
-                "rules_revision": f"r{current.current_rules.number}" if current.current_rules else "",
+                "version": fields["image-version"],
+                "linked_backend": fields["linked-backend"] if row["linked"] else "",
+                "rules_revision": fields["rules-revision"] if fields["rules-revision"] != "-" else "",
             })
     return rows
 
@@ -57,8 +83,18 @@ def instances_linked_to(app: str) -> list[str]:
     return [row["name"] for row in list_instances() if row["linked_backend"] == app]
 
 
-def history(name: str, rules_only: bool) -> list[HistoryRow]:
-    return history_rows(name, _journal().load(name), rules_only)
+def history(name: str, rules_only: bool, limit: Optional[int] = None) -> list[HistoryRow]:
+    """The last `limit` rows (all when None), read from the tail of the stream only."""
+    journal = _journal()
+    if limit is None:
+        return history_rows(name, journal.load(name), rules_only)
+    start = journal.history_window(name, limit, RULES_CARRIERS if rules_only else None)
+    rows = history_rows(
+        name, journal.load_from(name, start), rules_only,
+        rules_before=journal.count_before(name, RULES_CARRIERS, start),
+        link_at_start=journal.link_before(name, start, LINK_OPENING, LINK_CLOSING),
+    )
+    return rows[-limit:]
 
 
 def revision_detail(name: str, revision: int) -> dict:

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -18,7 +19,7 @@ from powersync_plugin.core.errors import ConcurrencyError, DomainError
 from powersync_plugin.core.events import NewEvent, StoredEvent
 
 # The Alembic head this code reads and writes; a test keeps it equal to migrations/versions.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 _COLUMNS = "sequence, stream, version, type, schema, payload, recorded_at, actor, command"
 
 
@@ -153,6 +154,65 @@ class Journal:
             raise ConcurrencyError(f"{stream} changed concurrently: retry") from None
         except DatabaseError as exc:
             raise JournalError(f"The journal could not be written ({getattr(exc, 'orig', exc)}); nothing was recorded") from None
+
+    def history_window(self, stream: str, limit: int, types: Optional[Sequence[str]] = None) -> int:
+        """The version where the last `limit` shown events (not outcomes; of `types` if given) start."""
+        shown = f"AND type IN ({','.join('?' * len(types))})" if types else "AND type NOT IN ('deploy.succeeded', 'deploy.failed')"
+        rows = self._read(
+            f"SELECT version FROM events WHERE stream = ? {shown} ORDER BY version DESC LIMIT 1 OFFSET ?",
+            (stream, *(types or ()), limit - 1),
+        )
+        return rows[0][0] if rows else 1
+
+    def load_from(self, stream: str, version: int) -> list[StoredEvent]:
+        rows = self._read(f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version >= ? ORDER BY version", (stream, version))
+        return [_to_stored(row) for row in rows]
+
+    def count_before(self, stream: str, types: Sequence[str], version: int) -> int:
+        marks = ",".join("?" * len(types))
+        return self._read(
+            f"SELECT COUNT(*) FROM events WHERE stream = ? AND version < ? AND type IN ({marks})", (stream, version, *types)
+        )[0][0]
+
+    def link_before(self, stream: str, version: int, opening: Sequence[str], closing: Sequence[str]) -> Optional[int]:
+        """The version of the link in effect just before `version` (None when not linked then)."""
+        kinds = (*opening, *closing)
+        rows = self._read(
+            f"SELECT version, type FROM events WHERE stream = ? AND version < ? AND type IN ({','.join('?' * len(kinds))}) "
+            "ORDER BY version DESC LIMIT 1",
+            (stream, version, *kinds),
+        )
+        if not rows or rows[0][1] in closing:
+            return None
+        failed = self._read(
+            "SELECT 1 FROM events WHERE stream = ? AND version < ? AND type = 'deploy.failed' "
+            "AND json_extract(payload, '$.cause') = ? LIMIT 1",
+            (stream, version, rows[0][0]),
+        )
+        return None if failed else rows[0][0]
+
+    def summaries(self, stream: Optional[str] = None) -> dict[str, tuple[int, int, str]]:
+        """stream -> (summary version, stream head, summary JSON); a summary is fresh when they match."""
+        where, params = ("WHERE s.stream = ?", (stream,)) if stream else ("", ())
+        rows = self._read(
+            "SELECT s.stream, s.version, (SELECT MAX(version) FROM events e WHERE e.stream = s.stream), s.summary "
+            f"FROM summaries s {where}",
+            params,
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def save_summary(self, stream: str, version: int, summary: str) -> None:
+        """Upsert a stream's summary unless a newer one is already stored (a cache: failures are harmless)."""
+        try:
+            with closing(sqlite3.connect(self.path, timeout=10)) as connection, connection:
+                connection.execute(
+                    "INSERT INTO summaries (stream, version, summary) VALUES (?, ?, ?) "
+                    "ON CONFLICT(stream) DO UPDATE SET version = excluded.version, summary = excluded.summary "
+                    "WHERE excluded.version >= summaries.version",
+                    (stream, version, summary),
+                )
+        except sqlite3.DatabaseError:
+            pass
 
     def iter_all(self) -> Iterable[StoredEvent]:
         for row in self._read(f"SELECT {_COLUMNS} FROM events ORDER BY sequence"):

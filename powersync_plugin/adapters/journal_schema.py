@@ -17,3 +17,12 @@ events_table = Table(
     UniqueConstraint("stream", "version", name="uq_events_stream_version"),
     Index("ix_events_type", "type"),
 )
+
+# A read model rebuilt from the events at will: the summary a read command shows, as of `version`.
+summaries_table = Table(
+    "summaries",
+    metadata,
+    Column("stream", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+)

@@ -60,3 +60,14 @@ def test_corrupted_journal_is_a_clear_error(tmp_path):
 def test_missing_journal_says_how_to_create_it(tmp_path):
     with pytest.raises(JournalError, match="plugin:install"):
         Journal(tmp_path / "nope.sqlite3")
+
+
+def test_summaries_are_fresh_only_at_the_stream_head_and_never_go_back(journal):
+    event = NewEvent("instance.created", {"x": 1})
+    journal.append("a", 0, [event, NewEvent("deploy.succeeded", {"cause": 1})], "alice", "cmd")
+    journal.save_summary("a", 2, '{"v": 2}')
+    journal.save_summary("a", 1, '{"v": 1}')  # an older writer finishing late
+    assert journal.summaries("a") == {"a": (2, 2, '{"v": 2}')}
+    journal.append("a", 2, [NewEvent("setting.changed", {"key": "auto-rotate", "value": "false"})], "bob", "cmd")
+    version, head, _ = journal.summaries("a")["a"]
+    assert (version, head) == (2, 3)  # stale: readers refold
