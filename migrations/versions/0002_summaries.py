@@ -1,4 +1,5 @@
-"""A read model: one summary row per instance, so read commands need not fold the stream.
+"""A read model: one summary row per instance, so read commands need not fold the stream;
+and an index for history windows (counting rules revisions, finding the link in effect).
 
 Revision ID: 0002
 Revises: 0001
@@ -19,7 +20,9 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("summary", sa.Text, nullable=False),
     )
+    op.create_index("ix_events_stream_type_version", "events", ["stream", "type", "version"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_stream_type_version", "events")
     op.drop_table("summaries")

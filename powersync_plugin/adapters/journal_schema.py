@@ -16,6 +16,7 @@ events_table = Table(
     Column("command", Text, nullable=False),
     UniqueConstraint("stream", "version", name="uq_events_stream_version"),
     Index("ix_events_type", "type"),
+    Index("ix_events_stream_type_version", "stream", "type", "version"),
 )
 
 # A read model rebuilt from the events at will: the summary a read command shows, as of `version`.
