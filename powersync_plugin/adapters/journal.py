@@ -176,20 +176,25 @@ class Journal:
 
     def link_before(self, stream: str, version: int, opening: Sequence[str], closing: Sequence[str]) -> Optional[int]:
         """The version of the link in effect just before `version` (None when not linked then)."""
-        kinds = (*opening, *closing)
-        rows = self._read(
-            f"SELECT version, type FROM events WHERE stream = ? AND version < ? AND type IN ({','.join('?' * len(kinds))}) "
-            "ORDER BY version DESC LIMIT 1",
-            (stream, version, *kinds),
-        )
-        if not rows or rows[0][1] in closing:
+        # One index seek per type: SQLite cannot merge several (stream, type) ranges in order.
+        latest = []
+        for kind in (*opening, *closing):
+            latest += self._read(
+                "SELECT version, type FROM events WHERE stream = ? AND type = ? AND version < ? "
+                "ORDER BY version DESC LIMIT 1",
+                (stream, kind, version),
+            )
+        if not latest:
+            return None
+        link_version, kind = max(latest)
+        if kind in closing:
             return None
         failed = self._read(
             "SELECT 1 FROM events WHERE stream = ? AND version < ? AND type = 'deploy.failed' "
             "AND json_extract(payload, '$.cause') = ? LIMIT 1",
-            (stream, version, rows[0][0]),
+            (stream, version, link_version),
         )
-        return None if failed else rows[0][0]
+        return None if failed else link_version
 
     def summaries(self, stream: Optional[str] = None) -> dict[str, tuple[int, int, str]]:
         """stream -> (summary version, stream head, summary JSON); a summary is fresh when they match."""
