@@ -40,6 +40,7 @@ def summary(name: str, journal: Optional[Journal] = None) -> dict:
 
 def _require_live(name: str, row: dict) -> None:
     if not row["live"]:
+        # The same refusal as the write path: "was destroyed" or "does not exist".
         require_live(InstanceState(name=name, created=row["destroyed"], destroyed=row["destroyed"]))
 
 
