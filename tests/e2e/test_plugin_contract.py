@@ -1,0 +1,49 @@
+"""Issue 3's plugin contract on the harness: install trigger, help, dispatch, foreign commands."""
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+
+def test_help_through_dokku(harness):
+    h = harness
+    usage = h.run("powersync:help")
+    assert usage.returncode == 0 and "powersync:set-rules <name> [flags]" in usage.stdout
+    one = h.run("powersync:help", "link")
+    assert one.returncode == 0 and "--no-restart" in one.stdout and "Usage: dokku powersync:link" in one.stdout
+    listing = h.run("help")
+    assert "powersync:create <name> [flags]" in listing.stdout
+
+
+def test_foreign_commands_exit_10_from_commands(harness):
+    plugin = Path(harness.root) / "var/lib/dokku/plugins/enabled/powersync"
+    result = subprocess.run([str(plugin / "commands"), "apps:list"], capture_output=True, text=True, env=harness.env)
+    assert result.returncode == 10
+
+
+def test_install_built_the_venv_and_data_root_for_dokku(harness):
+    plugin = Path(harness.root) / "var/lib/dokku/plugins/available/powersync"
+    venv = plugin / ".venv"
+    assert venv.is_symlink() and os.readlink(venv).startswith(".venvs/")
+    assert (venv / "bin/python").exists()
+    data_root = Path(harness.root) / "var/lib/dokku/services/powersync"
+    info = os.stat(data_root)
+    assert stat.S_IMODE(info.st_mode) == 0o700
+    import pwd
+
+    assert pwd.getpwuid(info.st_uid).pw_name == "dokku"
+    journal = os.stat(data_root / "journal.sqlite3")
+    assert stat.S_IMODE(journal.st_mode) == 0o600 and pwd.getpwuid(journal.st_uid).pw_name == "dokku"
+
+
+def test_install_again_is_idempotent_and_fast(harness):
+    import time
+
+    plugin = Path(harness.root) / "var/lib/dokku/plugins/available/powersync"
+    before = os.readlink(plugin / ".venv")
+    started = time.monotonic()
+    result = subprocess.run(["dokku", "plugin:install"], capture_output=True, text=True, env=harness.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.readlink(plugin / ".venv") == before
+    assert "Building the dokku-powersync Python environment" not in result.stdout
+    assert time.monotonic() - started < 60
