@@ -18,7 +18,7 @@ from powersync_plugin import settings
 from powersync_plugin.adapters.docker_engine import DockerEngine, ImageView
 from powersync_plugin.adapters.dokku import Dokku
 from powersync_plugin.adapters.journal import Journal
-from powersync_plugin.adapters.locks import instance_lock
+from powersync_plugin.adapters.locks import Busy, instance_lock
 from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
 from powersync_plugin.core import adoption, config_render, decisions, derive
 from powersync_plugin.core import events as ev
@@ -930,16 +930,18 @@ class Application:
         from powersync_plugin import reads
 
         state = self.load(app)
-        if state.live and state.intents and state.intents[-1][0] not in state.outcomes and state.intents[-1][1] == ev.INSTANCE_DESTROYED:
-            return  # powersync:destroy is destroying it and holds the lock
         if state.live:
-            with self._lock(app):
-                state = self.load(app)
-                if state.link and state.link.postgres_service:
-                    self._compensate(lambda: self._drop_slots(state.link.postgres_service, state.slot_prefix))
-                state = self._record(state, [ev.NewEvent(ev.INSTANCE_DESTROYED, {"cause": "apps:destroy"})])
-                self._record(state, [decisions.outcome(state.version, True)])
-                self.out.warn(f"{app} was a PowerSync instance: recorded as destroyed (its replication slots were dropped)")
+            try:
+                lock = instance_lock(settings.locks_dir(), app, lambda _: None, timeout=0)
+                with lock:
+                    state = self.load(app)
+                    if state.link and state.link.postgres_service:
+                        self._compensate(lambda: self._drop_slots(state.link.postgres_service, state.slot_prefix))
+                    state = self._record(state, [ev.NewEvent(ev.INSTANCE_DESTROYED, {"cause": "apps:destroy"})])
+                    self._record(state, [decisions.outcome(state.version, True)])
+                    self.out.warn(f"{app} was a PowerSync instance: recorded as destroyed (its replication slots were dropped)")
+            except Busy:
+                pass  # a powersync command holds the instance (create undoing itself): it records the outcome
         for name in reads.instances_linked_to(app):
             self.out.step(f"{app} is being destroyed: unlinking PowerSync instance {name}")
             try:
