@@ -433,6 +433,12 @@ def _deploy_web(app: str, *, reason: str, kind: str, lock) -> int:
     retired_name = None
     if old:
         retired_name = f"{app}.{WEB}.{int(time.time())}"
+        # Two deploys within one second would pick the same retired name: the second rename
+        # would then fail and leave the old container holding APP.web.1.
+        suffix = 1
+        while inspect(retired_name):
+            retired_name = f"{app}.{WEB}.{int(time.time())}.{suffix}"
+            suffix += 1
         if not quiet():
             verbose(f"Found previous container(s) ({old['Id'][:12]}) named {app}.{WEB}")
             verbose(f"Renaming container ({old['Id'][:12]}) {app}.{WEB} to {retired_name}")
