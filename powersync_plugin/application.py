@@ -274,12 +274,9 @@ class Application:
                 if not linked_uri:
                     raise DomainError(f"postgres:link did not give {name} a DATABASE_URL")
                 source_from_link = derive.normalise_source_uri(linked_uri)[0]
-                storage_uri = None
                 if storage_db:
                     self._ensure_storage_database(service, storage_db)
-                    storage_uri = derive.with_database(source_from_link, storage_db)
-                elif state.storage == "uri":
-                    storage_uri = instance_env.get("PS_STORAGE_SOURCE_URI")
+                storage_uri = _storage_uri(state, source_from_link, instance_env)
                 backend_secrets = BackendSecrets(secret_key, source_from_link, storage_uri)
                 self.out.redactor.add(source_from_link, storage_uri or "")
                 self._publish(state, backend_secrets)
@@ -582,9 +579,7 @@ class Application:
                 return
             self.out.header(f"Rotating {name}: {cause}")
             state = self._record(state, new_events)
-            storage_uri = derive.with_database(source_uri, state.storage_database) if state.storage_database else None
-            if state.storage == "uri":
-                storage_uri = self.dokku.config(name).get("PS_STORAGE_SOURCE_URI")
+            storage_uri = _storage_uri(state, source_uri, self.dokku.config(name))
             self._publish_or_restore(state, BackendSecrets(secret_key, source_uri, storage_uri), state.version)
 
     def upgrade(self, name: str, image: Optional[str], image_version: Optional[str], force: bool, dry_run: bool) -> None:
@@ -1082,6 +1077,15 @@ def _backend_values(backend: str, env: dict[str, str]) -> tuple[str, str]:
             "dokku-postgres service first"
         )
     return env["SECRET_KEY"], env["DATABASE_URL"]
+
+
+def _storage_uri(state: InstanceState, source_uri: str, instance_env: dict[str, str]) -> Optional[str]:
+    """Bucket storage: a database beside the source, the URI given at create, or the source itself."""
+    if state.storage_database:
+        return derive.with_database(source_uri, state.storage_database)
+    if state.storage == "uri":
+        return instance_env.get("PS_STORAGE_SOURCE_URI")
+    return None
 
 
 def _slot_pattern(prefix: str) -> str:

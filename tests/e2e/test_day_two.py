@@ -17,6 +17,24 @@ def linked_instance(h, source, *link_flags):
     return name, backend
 
 
+def kill_set_rules_after_its_append(h, name, rules) -> int:
+    """SIGKILL a set-rules (and its children) the moment its intent is in the journal; return the
+    journal's length before it."""
+    before = len(journal_rows(h))
+    process = subprocess.Popen(
+        ["dokku", "powersync:set-rules", name], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=h.env, start_new_session=True,
+    )
+    process.stdin.write(rules.encode())
+    process.stdin.close()
+    deadline = time.monotonic() + 60
+    while len(journal_rows(h)) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return before
+
+
 def history(h, name):
     return json.loads(h.run("powersync:history", name, "--format", "json").stdout)
 
@@ -110,18 +128,7 @@ def test_apps_destroy_of_an_instance_is_recorded(harness):
 def test_reconcile_repairs_a_command_killed_after_the_append(harness, source):
     h = harness
     name, backend = linked_instance(h, source)
-    before = len(journal_rows(h))
-    process = subprocess.Popen(
-        ["dokku", "powersync:set-rules", name], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, env=h.env, start_new_session=True,
-    )
-    process.stdin.write(RULES_2.encode())
-    process.stdin.close()
-    deadline = time.monotonic() + 60
-    while len(journal_rows(h)) == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    before = kill_set_rules_after_its_append(h, name, RULES_2)
     assert len(journal_rows(h)) == before + 1  # the intent, and no outcome
     assert h.run("powersync:info", name, "--pending-change").stdout.strip() != "-"
     assert history(h, name)[-1]["status"] == "pending"
@@ -152,18 +159,7 @@ def test_global_image_version_applies_to_new_instances_only(harness):
 def test_the_next_command_reconciles_an_interrupted_one(harness, source):
     h = harness
     name, backend = linked_instance(h, source)
-    before = len(journal_rows(h))
-    process = subprocess.Popen(
-        ["dokku", "powersync:set-rules", name], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, env=h.env, start_new_session=True,
-    )
-    process.stdin.write(RULES_2.encode())
-    process.stdin.close()
-    deadline = time.monotonic() + 60
-    while len(journal_rows(h)) == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_set_rules_after_its_append(h, name, RULES_2)
     result = h.run("powersync:set-rules", name, input=RULES)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "was interrupted: reconciling before this command" in result.stdout
