@@ -756,7 +756,7 @@ class Application:
 
     def _publish_plan(self, state: InstanceState, observed: Observed, image: str, env: Optional[dict] = None) -> Plan:
         if env is None:  # a dry run: compare only what can be known without reading secrets
-            env = {key: observed.env.get(key, "") for key in ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI") if key in observed.env}
+            env = {key: observed.env[key] for key in DERIVED_KEYS if key in observed.env}
             rendered = config_render.render(config_render.desired_config(state))
             env["POWERSYNC_CONFIG_B64"] = base64.b64encode(rendered.encode()).decode()
         return plan_publish(state.name, env, image, observed, state.cleanup_keys, state.cleanup_mounts)
