@@ -635,6 +635,8 @@ class Application:
         name = state.name
         last_version, last_type = state.intents[-1] if state.intents else (0, "")
         interrupted = last_version and last_version not in state.outcomes
+        if interrupted:
+            self._remove_interrupted_deploy_containers(name, dry_run)
         if interrupted and last_type in (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED):
             self._finish_interrupted(state, last_version, last_type, dry_run)
             return
@@ -662,6 +664,16 @@ class Application:
             state = self._record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "reconcile: drift repaired"})])
             pending = state.version
         self._publish_or_restore(state, backend_secrets, pending)
+
+    def _remove_interrupted_deploy_containers(self, name: str, dry_run: bool) -> None:
+        """A command killed during Dokku's deploy leaves the new container behind; it would keep
+        restarting and contend for the replication lock with whatever converges next."""
+        for container in self.docker.interrupted_deploy_containers(name):
+            if dry_run:
+                self.out.step(f"Would remove {container}, left by the interrupted deploy")
+            else:
+                self.docker.remove_container(container)
+                self.out.step(f"Removed {container}, left by the interrupted deploy")
 
     def _finish_interrupted(self, state: InstanceState, version: int, type_: str, dry_run: bool) -> None:
         name = state.name

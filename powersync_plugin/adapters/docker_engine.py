@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import tarfile
 import time
 from dataclasses import dataclass
@@ -250,6 +251,22 @@ class DockerEngine:
             time.sleep(0.5)
             view = self.container(container_id)
         return None
+
+    def interrupted_deploy_containers(self, app: str) -> list[str]:
+        """Names of `APP.<proc>.<n>.upcoming-<n>` containers: a deploy killed before Dokku renamed
+        or removed its new container leaves one behind, with Dokku's `on-failure` restart policy,
+        still competing with the live instance for the replication lock."""
+        containers = self.client.containers.list(all=True, filters={"label": f"com.dokku.app-name={app}"})
+        pattern = re.compile(rf"{re.escape(app)}\.[a-z0-9-]+\.\d+\.upcoming-\d+")
+        return sorted(c.name for c in containers if pattern.fullmatch(c.name))
+
+    def remove_container(self, name: str) -> None:
+        import docker.errors
+
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
 
     def logs_tail(self, container_id: str, lines: int = 20) -> str:
         import docker.errors

@@ -119,15 +119,19 @@ def app_config(h, app: str) -> dict:
     return json.loads(result.stdout) if result.returncode == 0 and result.stdout.strip() else {}
 
 
-def containers(h) -> list[str]:
-    """This harness's containers (other suites may run beside it), listed in one call."""
+def containers(h, *apps: str) -> list[str]:
+    """This harness's containers (other suites may run beside it), listed in one call: every
+    container's name and id, plus the state of each of `apps`' live `APP.web.1`. Other states are
+    left out because they change on their own: retired containers stop after the retire wait."""
     from tests.harness.paths import ROOT_LABEL
 
     result = subprocess.run(
         ["docker", "ps", "-a", "--no-trunc", "--filter", f"label={ROOT_LABEL}={h.root}", "--format", "{{.Names}} {{.ID}} {{.State}}"],
         capture_output=True, text=True, check=True,
     )
-    return sorted(result.stdout.splitlines())
+    live = {f"{app}.web.1" for app in apps}
+    rows = [line.split(" ") for line in result.stdout.splitlines()]
+    return sorted(" ".join(row if row[0] in live else row[:2]) for row in rows)
 
 
 def snapshot(h, *apps: str) -> dict:
@@ -136,7 +140,7 @@ def snapshot(h, *apps: str) -> dict:
         "journal": journal_rows(h),
         "configs": {app: app_config(h, app) for app in apps},
         "apps": h.run("apps:list").stdout,
-        "containers": containers(h),
+        "containers": containers(h, *apps),
     }
 
 

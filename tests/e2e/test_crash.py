@@ -12,8 +12,9 @@ import pytest
 from tests.e2e.conftest import RULES, RULES_2, create_instance, journal_rows, make_backend, slots, sync_stream_status
 
 
-def run_and_kill(h, args, input_text, marker):
-    """Start a command, kill its whole process group with SIGKILL once `marker` appears in its output."""
+def run_and_kill(h, args, input_text, marker, until_new_container=None):
+    """Start a command, kill its whole process group with SIGKILL once `marker` appears in its output
+    (and, with `until_new_container`, once Dokku's deploy has started that app's new container)."""
     process = subprocess.Popen(
         ["dokku", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=h.env, start_new_session=True, text=True,
@@ -26,9 +27,19 @@ def run_and_kill(h, args, input_text, marker):
         seen.append(line)
         if marker in line or time.monotonic() > deadline:
             break
+    while until_new_container and not upcoming_containers(until_new_container) and time.monotonic() < deadline:
+        time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert any(marker in line for line in seen), "".join(seen)
+
+
+def upcoming_containers(app):
+    names = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=com.dokku.app-name={app}", "--format", "{{.Names}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    return [n for n in names if ".upcoming-" in n]
 
 
 def integrity_ok(h):
@@ -37,19 +48,24 @@ def integrity_ok(h):
         return connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-@pytest.mark.parametrize("marker", ["Rules r2 recorded", "restarting", "checking the new container stays up"])
-def test_set_rules_killed_then_reconciled(harness, source, marker):
+@pytest.mark.parametrize(
+    "marker, until_new_container",
+    [("Rules r2 recorded", False), ("restarting", False), ("restarting", True), ("checking the new container stays up", False)],
+)
+def test_set_rules_killed_then_reconciled(harness, source, marker, until_new_container):
     h = harness
     backend = make_backend(h, source)
     name = create_instance(h)
     assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
     assert h.run("powersync:link", name, backend.app).returncode == 0
-    run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker)
+    run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker, until_new_container and name)
     assert integrity_ok(h)
     history = h.run("powersync:history", name).stdout
     assert "pending" in history
     result = h.run("powersync:reconcile", name)
     assert result.returncode == 0, result.stdout + result.stderr
+    if until_new_container:
+        assert "left by the interrupted deploy" in result.stdout, result.stdout
     assert h.run("powersync:info", name, "--pending-change").stdout.strip() == "-"
     assert "matches its journal" in h.run("powersync:reconcile", name).stdout
     assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
@@ -59,6 +75,8 @@ def test_set_rules_killed_then_reconciled(harness, source, marker):
     ).stdout.split("\n")
     running = [line for line in containers if line.endswith("running")]
     assert running == [f"{name}.web.1 running"], containers
+    # A deploy killed mid-way leaves its new container with a restart policy; reconcile removes it.
+    assert not [line for line in containers if ".upcoming-" in line], containers
 
 
 def test_unlink_killed_during_teardown_then_reconciled(harness, source):
