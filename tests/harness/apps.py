@@ -1,5 +1,6 @@
-"""``apps:*``, ``ports:*``, ``domains:*``, ``resource:*``, ``storage:*``, ``docker-options:*``,
-``checks:*``, ``network:*``, ``letsencrypt:*``, ``nginx:*`` (facts: dokku-transcripts.md).
+"""``apps:*`` (``rename`` and ``clone`` below), ``ports:*``, ``domains:*``, ``resource:*``,
+``storage:*``, ``docker-options:*``, ``checks:*``, ``network:*``, ``letsencrypt:*``, ``nginx:*``
+(facts: dokku-transcripts.md).
 
 Modelled where the transcripts are silent (documented Dokku behaviour, simplified):
 - ``ports:add``/``ports:clear``/``ports:remove`` fire ``post-proxy-ports-update APP add|clear|remove``.
@@ -10,11 +11,48 @@ Modelled where the transcripts are silent (documented Dokku behaviour, simplifie
 - ``letsencrypt:enable`` prints ``=====> Let's Encrypt APP`` / ``-----> Certificate retrieved
   successfully.``, records TLS on; ``nginx:reload`` prints nothing and is counted.
 - ``network:report`` lists the fields of the transcript; only ``bind-all-interfaces`` is settable.
+
+``apps:rename [--skip-deploy] OLD NEW`` and ``apps:clone [--skip-deploy] [--ignore-existing] OLD
+NEW`` follow Dokku's Go ``CommandRename`` / ``CommandClone`` (dokku/dokku
+``plugins/apps/subcommands.go``): OLD given (else "Please specify an app to run the command on"),
+NEW given ("Please specify an new app name"), OLD exists (rc 20), NEW a valid name, NEW not taken
+(`` !     Name is already taken``, rc 1; ``clone --ignore-existing`` only warns it and exits 0);
+``-----> Renaming|Cloning OLD to NEW`` (not under --quiet); NEW is created exactly as by
+``apps:create`` (``post-create NEW``); the setup trigger (``post-app-rename-setup`` /
+``post-app-clone-setup OLD NEW``); rename only: OLD destroyed exactly as by
+``apps:destroy --force`` (``pre-delete OLD latest``, containers and image removed,
+``post-delete OLD latest``; ``DOKKU_APPS_FORCE_DELETE=1`` stays exported); ``--skip-deploy``
+exports ``SKIP_REBUILD=true``; then ``post-app-rename`` / ``post-app-clone OLD NEW``, whose
+``ps`` provider rebuilds NEW (the ``ps:rebuild`` cycle, deploy kind ``rebuild``, reason the
+command) unless ``SKIP_REBUILD=true`` or NEW has no source image (never deployed: git's
+receive-app does nothing without a repo). A failing trigger stops the command with rc 1.
+
+What NEW gets from OLD, rename and clone alike unless said (core providers registered under
+their real plugin names, so a plugin's provider sees those sorting before it already done):
+- the env, wholesale (NO_VHOST, GIT_REV, service URLs), and the checks lists (Dokku keeps them in
+  the env), copied *before* the setup trigger fires. The bash ``apps:rename``/``apps:clone``
+  copied the app directory (ENV included) at that point; in the Go era the sources read do not
+  show where ENV is copied, only that it is (dokku/dokku ``tests/unit/apps_1.bats``: ``config:get``
+  on NEW after a rename; docs: "All of your config variables ... will be preserved");
+- ``docker-options`` (all phases: a service's ``--link`` too), ``network`` (bind-all-interfaces),
+  ``ports`` (the map), ``resource`` (limits), ``storage`` (mounts): each plugin's
+  ``PropertyClone`` in both triggers;
+- ``git``: the source image and git rev (so NEW can be rebuilt), ``apps``: created-at,
+  ``app-json``: the extracted app.json, ``ps``: restore (modelled from those plugins' property
+  clones; the app.json copy is not confirmed);
+- ``domains``: rename keeps OLD's domains and vhost state, turning only ``OLD.<global vhost>``
+  into ``NEW.<global vhost>`` (0.27.0 migration guide) -- no global vhost here, so verbatim;
+  clone copies no domains (NEW keeps what apps:create gave it; ``apps_2.bats`` expects only
+  ``NEW.<global domain>``), its vhost state follows the copied NO_VHOST;
+- not copied: Let's Encrypt state (a community plugin), nginx reload counts, ``deployed`` (NEW is
+  deployed only once its rebuild succeeds), Dokku's ``CONTAINER/IP/PORT.web.1`` files.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 import re
 
 from . import state, triggers
@@ -27,16 +65,13 @@ DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a
 
 # ---- apps ---------------------------------------------------------------------------------
 
-def apps_create(args):
-    flags, pos = parse_flags("apps:create", args)
-    if not pos:
-        no_app()
-    app = pos[0]
-    if state.app_exists(app):
-        fail("Name is already taken")
-    if not state.APP_NAME.match(app):
-        fail("App name must begin with lowercase alphanumeric character, and may only contain "
-             "lowercase alphanumerics, dots, and hyphens")
+APP_NAME_RULE = ("App name must begin with lowercase alphanumeric character, and may only contain "
+                 "lowercase alphanumerics, dots, and hyphens")
+
+
+def create_app(app: str) -> int:
+    """What ``apps:create`` does once the name is accepted (also step one of ``apps:rename`` and
+    ``apps:clone``); returns the ``post-create`` exit code."""
     state.create_app(app)
     if not quiet():
         info1(f"Creating {app}...")
@@ -45,7 +80,19 @@ def apps_create(args):
         cfg["NO_VHOST"] = "1"
     triggers.fire("post-config-update", [app, "set", "NO_VHOST"], quiet=True, stop_on_error=False)
     triggers.fire("post-domains-update", [app, "disable"], stop_on_error=False)
-    triggers.fire("post-create", [app])
+    return triggers.fire("post-create", [app])
+
+
+def apps_create(args):
+    flags, pos = parse_flags("apps:create", args)
+    if not pos:
+        no_app()
+    app = pos[0]
+    if state.app_exists(app):
+        fail("Name is already taken")
+    if not state.APP_NAME.match(app):
+        fail(APP_NAME_RULE)
+    create_app(app)
     return 0
 
 
@@ -105,7 +152,6 @@ def apps_destroy(args):
     if not pos:
         no_app()
     app = state.require_app(pos[0])
-    import os
     force = flags.get("--force") or flags.get("-f") or os.environ.get("DOKKU_APPS_FORCE_DELETE") == "1"
     if not force:
         warn("WARNING: Potentially Destructive Action")
@@ -119,6 +165,14 @@ def apps_destroy(args):
         if line.strip() != app:
             err("Confirmation did not match test. Aborted.")
             raise DokkuExit(1)
+    destroy_app(app)
+    return 0
+
+
+def destroy_app(app: str) -> None:
+    """What ``apps:destroy`` does once confirmed (also the middle step of ``apps:rename``):
+    ``pre-delete`` (a failure aborts with rc 1), containers and image removed, state deleted,
+    ``post-delete``."""
     if not quiet():
         info1(f"Destroying {app} (including all add-ons)")
     if triggers.fire("pre-delete", [app, "latest"]) != 0:
@@ -130,7 +184,153 @@ def apps_destroy(args):
     deploy.remove_app_image(app)
     state.delete_app_state(app)
     triggers.fire("post-delete", [app, "latest"], stop_on_error=False)
+
+
+# ---- apps:rename / apps:clone ---------------------------------------------------------------
+
+def _old_new(cmd: str, args: list[str], bools: tuple[str, ...]):
+    """Dokku's checks, in its order: OLD given, NEW given, OLD exists (rc 20), NEW a valid name."""
+    flags, pos = parse_flags(cmd, args, bools=bools)
+    old = pos[0] if pos else ""
+    new = pos[1] if len(pos) > 1 else ""
+    if not old:
+        no_app()
+    if not new:
+        fail("Please specify an new app name")
+    state.require_app(old)
+    if not state.APP_NAME.match(new):
+        fail(APP_NAME_RULE)
+    return flags, old, new
+
+
+def copy_app_dir(old: str, new: str) -> None:
+    """The app directory's copy: NEW's env becomes exactly OLD's (NO_VHOST, GIT_REV and links'
+    URLs included; no ``post-config-update`` fires), and the checks lists, which Dokku keeps in
+    the env (``DOKKU_CHECKS_DISABLED`` / ``DOKKU_CHECKS_SKIPPED``), follow it."""
+    env = state.get_config(old)
+    with state.edit_config(new) as cfg:
+        cfg.clear()
+        cfg.update(env)
+    checks = copy.deepcopy(state.load_app(old)["checks"])
+    with state.edit_app(new) as data:
+        data["checks"] = checks
+
+
+def apps_rename(args):
+    flags, old, new = _old_new("apps:rename", args, ("--skip-deploy",))
+    if state.app_exists(new):
+        fail("Name is already taken")
+    if not quiet():
+        info1(f"Renaming {old} to {new}")
+    if create_app(new) != 0:
+        raise DokkuExit(1)
+    copy_app_dir(old, new)
+    if triggers.fire("post-app-rename-setup", [old, new]) != 0:
+        raise DokkuExit(1)
+    os.environ["DOKKU_APPS_FORCE_DELETE"] = "1"  # Dokku sets it in its own env: later triggers see it
+    destroy_app(old)
+    if flags.get("--skip-deploy"):
+        os.environ["SKIP_REBUILD"] = "true"
+    if triggers.fire("post-app-rename", [old, new]) != 0:
+        raise DokkuExit(1)
     return 0
+
+
+def apps_clone(args):
+    flags, old, new = _old_new("apps:clone", args, ("--skip-deploy", "--ignore-existing"))
+    if state.app_exists(new):
+        if flags.get("--ignore-existing"):
+            warn("Name is already taken")
+            return 0
+        fail("Name is already taken")
+    if not quiet():
+        info1(f"Cloning {old} to {new}")
+    if create_app(new) != 0:
+        raise DokkuExit(1)
+    copy_app_dir(old, new)
+    if triggers.fire("post-app-clone-setup", [old, new]) != 0:
+        raise DokkuExit(1)
+    if flags.get("--skip-deploy"):
+        os.environ["SKIP_REBUILD"] = "true"
+    if triggers.fire("post-app-clone", [old, new]) != 0:
+        raise DokkuExit(1)
+    return 0
+
+
+# The core plugins' post-app-rename-setup / post-app-clone-setup providers, each under its real
+# plugin name (so a plugin's own provider runs between them in plugn's name order): which part of
+# the app each one copies from OLD to NEW (dotted = nested key of harness-app.json).
+SETUP_COPIES = {
+    "app-json": ("deploy.app_json",),
+    "apps": ("created_at",),
+    "docker-options": ("docker_options",),
+    "git": ("deploy.source_image", "deploy.git_rev"),
+    "network": ("network",),
+    "ports": ("ports",),
+    "ps": ("deploy.restore",),
+    "resource": ("resource",),
+    "storage": ("storage",),
+}
+
+
+def _setup_copier(keys: tuple[str, ...]):
+    def provider(args):
+        if len(args) < 2 or not state.app_exists(args[0]) or not state.app_exists(args[1]):
+            return 0
+        src = state.load_app(args[0])
+        with state.edit_app(args[1]) as data:
+            for key in keys:
+                *parents, leaf = key.split(".")
+                s_node, d_node = src, data
+                for part in parents:
+                    s_node, d_node = s_node[part], d_node[part]
+                d_node[leaf] = copy.deepcopy(s_node[leaf])
+        return 0
+    return provider
+
+
+for _plugin, _keys in SETUP_COPIES.items():
+    for _trigger in ("post-app-rename-setup", "post-app-clone-setup"):
+        triggers.builtin(_trigger, _plugin)(_setup_copier(_keys))
+
+
+@triggers.builtin("post-app-rename-setup", "domains")
+def _domains_rename_setup(args):
+    """Rename keeps OLD's domains; only ``OLD.<global vhost>`` would become ``NEW.<global vhost>``
+    (0.27 migration guide), and the harness has no global vhost, so they are copied verbatim."""
+    if len(args) < 2 or not state.app_exists(args[0]) or not state.app_exists(args[1]):
+        return 0
+    src = state.load_app(args[0])
+    with state.edit_app(args[1]) as data:
+        data["domains"] = list(src["domains"])
+        data["vhost_enabled"] = src["vhost_enabled"]
+    return 0
+
+
+@triggers.builtin("post-app-clone-setup", "domains")
+def _domains_clone_setup(args):
+    """Clone does not copy domains: NEW keeps what apps:create gave it (none here); whether its
+    vhost is enabled follows the NO_VHOST it got with OLD's env."""
+    if len(args) < 2 or not state.app_exists(args[1]):
+        return 0
+    no_vhost = state.get_config(args[1]).get("NO_VHOST", "1")
+    with state.edit_app(args[1]) as data:
+        data["domains"] = []
+        data["vhost_enabled"] = no_vhost == "0"
+    return 0
+
+
+@triggers.builtin("post-app-rename", "ps")
+@triggers.builtin("post-app-clone", "ps")
+def _ps_rebuild_new_app(args):
+    """ps rebuilds NEW (``receive-app``) unless ``SKIP_REBUILD=true``; an app with no source to
+    build from (never deployed) is skipped silently, as git's receive-app does without a repo."""
+    if os.environ.get("SKIP_REBUILD") == "true" or len(args) < 2 or not state.app_exists(args[1]):
+        return 0
+    if not state.load_app(args[1])["deploy"]["source_image"]:
+        return 0
+    from . import deploy
+    return deploy.rebuild(args[1])
 
 
 # ---- ports --------------------------------------------------------------------------------
@@ -655,7 +855,8 @@ def app_json_report(args):
 
 COMMANDS = {
     "apps:create": apps_create, "apps:exists": apps_exists, "apps:list": apps_list,
-    "apps:report": apps_report, "apps:destroy": apps_destroy,
+    "apps:report": apps_report, "apps:destroy": apps_destroy, "apps:rename": apps_rename,
+    "apps:clone": apps_clone,
     "ports:set": ports_set, "ports:add": lambda a: ports_set(a, add=True), "ports:clear": ports_clear,
     "ports:remove": ports_remove, "ports:list": ports_list, "ports:report": ports_report,
     "domains:set": domains_set, "domains:add": domains_add, "domains:clear": domains_clear,

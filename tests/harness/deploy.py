@@ -564,9 +564,16 @@ def ps_rebuild(args):
     if not pos:
         no_app()
     app = state.require_app(pos[0], stdout=True)
-    source = state.load_app(app)["deploy"]["source_image"]
-    if not source:
+    if not state.load_app(app)["deploy"]["source_image"]:
         fail(f"App {app} has not been deployed", stdout=True)
+    return rebuild(app)
+
+
+def rebuild(app: str) -> int:
+    """The rebuild cycle of ``ps:rebuild`` (also run by the ps plugin's ``post-app-rename`` /
+    ``post-app-clone``): rebuild ``dokku/APP:latest`` from the app's source image, then release
+    and deploy it. The app must have a source image."""
+    source = state.load_app(app)["deploy"]["source_image"]
     info1("Cleaning up...")
     if build_image(app, source) != 0:
         fail(f"Failed to build {app}", stdout=True)
@@ -710,9 +717,17 @@ def run_checks_on_current(app: str) -> int:
 
 
 def remove_app_containers(app: str) -> None:
+    """The docker-local ``scheduler-stop APP true`` of apps:destroy: ``docker stop`` the running
+    containers (SIGTERM, then SIGKILL after ``DOKKU_DOCKER_STOP_TIMEOUT`` or Docker's 10 s), then
+    ``docker rm -f`` every container of the app."""
+    running = _app_containers(app, all_=False)
+    timeout = state.get_config(app).get("DOKKU_DOCKER_STOP_TIMEOUT")
+    for cid in running:
+        docker("container", "update", "--restart=no", cid)
+    if running:
+        docker("container", "stop", *([f"--time={timeout}"] if timeout else []), *running)
     for cid in _app_containers(app):
         verbose(f"Attempting to retire {app} container {cid}")
-        docker("container", "update", "--restart=no", cid)
         docker("container", "rm", "-f", cid)
         calllog.note_container("removed", cid[:12])
 

@@ -20,6 +20,12 @@ Notes (each says where it differs from the real plugin):
   free ``DOKKU_POSTGRES_<COLOR>_URL`` instead of a random colour;
 - ``postgres:restart`` does not wait for the server to accept connections (neither does the
   real one: 0.67 s).
+
+Triggers emulated under the plugin name ``postgres``: ``pre-delete APP`` (APP leaves every
+LINKS file) and ``post-app-rename-setup`` / ``post-app-clone-setup OLD NEW`` (NEW is added to
+every LINKS file holding OLD), as dokku-postgres's ``pre-delete``, ``post-app-rename-setup`` and
+``post-app-clone-setup`` scripts do. Since ``apps:rename`` runs its setup step before destroying
+OLD, the renamed app stays linked.
 """
 from __future__ import annotations
 
@@ -442,6 +448,22 @@ def pre_delete(args):
         verbose(f"Unlinking from {svc}")
         if app in links(svc):
             _set_links(svc, [a for a in links(svc) if a != app])
+    return 0
+
+
+@triggers.builtin("post-app-rename-setup", "postgres")
+@triggers.builtin("post-app-clone-setup", "postgres")
+def post_app_setup(args):
+    """dokku-postgres's post-app-rename-setup / post-app-clone-setup: every service whose LINKS
+    holds OLD gets NEW added (OLD is not removed here: on a rename the ``pre-delete OLD`` of the
+    destroy step removes it, leaving NEW linked). The link's other halves, ``DATABASE_URL`` and
+    the ``--link`` docker option, reach NEW with the env and docker-options copies."""
+    if len(args) < 2:
+        return 0
+    old, new = args[0], args[1]
+    for svc in list_services():
+        if old in links(svc):
+            _set_links(svc, links(svc) + [new])
     return 0
 
 

@@ -346,7 +346,8 @@ python3 -c 'import json,os,sys; keys=["PLUGIN_PATH","PLUGIN_AVAILABLE_PATH","PLU
 """
 
 PROBE_TRIGGERS = ("install", "uninstall", "update", "dependencies", "post-config-update", "post-domains-update", "post-create",
-                  "pre-delete", "post-delete", "post-deploy", "post-stop", "pre-start")
+                  "pre-delete", "post-delete", "post-deploy", "post-stop", "pre-start", "post-app-rename-setup",
+                  "post-app-rename", "post-app-clone-setup", "post-app-clone")
 
 
 class ProbePlugin:

@@ -437,3 +437,172 @@ def test_concurrent_restarts_queue_on_the_deploy_lock(harness, harness_web_image
     assert len(restarts) == 2 and restarts[1]["old"] == restarts[0]["new"]
     assert docker_inspect(f"{app}.web.1")["Id"] == restarts[1]["new"]
     assert "Zero downtime checks have been skipped (web.1)" in outs[0][0]
+
+
+# ---- apps:rename / apps:clone ---------------------------------------------------------------------
+
+RENAME_TRIGGERS = ("post-create", "post-app-rename-setup", "pre-delete", "post-delete", "post-app-rename")
+
+
+def container_env(ref, *names):
+    script = "console.log(" + ",".join(f"process.env.{n}" for n in names) + ")"
+    return subprocess.run(["docker", "exec", ref, "node", "-e", script], capture_output=True, text=True).stdout.split()
+
+
+def test_apps_rename_deployed_app(harness, harness_web_images, probe_plugin):
+    h = harness
+    log = probe_plugin.install()
+    old, new = h.unique("tren"), h.unique("tnew")
+    h.run("apps:create", old)
+    h.run("domains:set", old, "old.example.com")
+    h.run("ports:set", old, "http:80:5000")
+    h.run("config:set", "--no-restart", old, "A=1")
+    h.run("resource:limit", "--memory", "300m", old)
+    h.run("docker-options:add", old, "deploy", "--add-host=example.invalid:127.0.0.2")
+    assert h.run("git:from-image", old, harness_web_images["ready"]).returncode == 0
+    old_cid = docker_inspect(f"{old}.web.1")["Id"]
+    env_before = h.config(old)
+    probe_plugin.clear()
+
+    r = h.run("apps:rename", old, new)
+    assert (r.returncode, r.stderr) == (0, ""), r.stdout
+    assert r.stdout.startswith(f"-----> Renaming {old} to {new}\n-----> Creating {new}...\n")
+    assert f"-----> Destroying {old} (including all add-ons)\n" in r.stdout
+    assert f"Attempting to retire {old} container {old_cid}" in r.stdout
+    assert "=====> Application deployed:" in r.stdout
+
+    assert h.run("apps:exists", old).returncode == 20
+    assert h.run("apps:exists", new).returncode == 0
+    assert app_containers(old) == [] and docker_inspect(old_cid) is None
+    assert docker_inspect(f"dokku/{old}:latest") is None
+    cur = docker_inspect(f"{new}.web.1")
+    assert cur["State"]["Running"] and cur["Config"]["Labels"]["com.dokku.app-name"] == new
+    assert container_env(f"{new}.web.1", "A", "GIT_REV") == ["1", env_before["GIT_REV"]]
+    assert h.config(new) == env_before
+    st = h.app_state(new)
+    assert st["domains"] == ["old.example.com"] and st["vhost_enabled"] is True
+    assert st["ports"] == ["http:80:5000"]
+    assert st["resource"] == {"_default_": {"memory": "300m"}}
+    assert st["docker_options"]["deploy"] == ["--add-host=example.invalid:127.0.0.2"]
+    assert st["deploy"]["source_image"] == harness_web_images["ready"] and st["deploy"]["deployed"] is True
+    assert cur["HostConfig"]["Memory"] == 300 * 1024 * 1024
+
+    fired = [(t["name"], t["args"]) for t in h.triggers()
+             if t["call"][0] == "apps:rename" and t["name"] in RENAME_TRIGGERS]
+    expected = [("post-create", [new]), ("post-app-rename-setup", [old, new]), ("pre-delete", [old, "latest"]),
+                ("post-delete", [old, "latest"]), ("post-app-rename", [old, new])]
+    assert fired == expected
+    assert [(e["trigger"], e["argv"]) for e in log() if e["trigger"] in RENAME_TRIGGERS] == expected
+    assert {e["user"] for e in log()} == {"dokku"}
+    assert [(d["kind"], d["reason"], d["outcome"]) for d in h.deploys(new)] == [("rebuild", "apps:rename", "deployed")]
+
+
+def test_apps_rename_skip_deploy_and_refusals(harness, harness_web_images):
+    h = harness
+    app, taken, new = h.unique("trs"), h.unique("ttaken"), h.unique("trsnew")
+    h.run("apps:create", app)
+    h.run("apps:create", taken)
+    h.run("checks:skip", app, "web")
+    assert h.run("git:from-image", app, harness_web_images["plain"]).returncode == 0
+    cid = docker_inspect(f"{app}.web.1")["Id"]
+
+    for args, rc, stderr in (
+            ((app, taken), 1, " !     Name is already taken\n"),
+            (("nope", new), 20, APP_MISSING),
+            ((app,), 1, " !     Please specify an new app name\n"),
+            ((), 1, " !     Please specify an app to run the command on\n"),
+            ((app, "Bad_Name"), 1, " !     App name must begin with lowercase alphanumeric character, and may only "
+                                   "contain lowercase alphanumerics, dots, and hyphens\n")):
+        r = h.run("apps:rename", *args)
+        assert (r.returncode, r.stdout, r.stderr) == (rc, "", stderr), args
+    r = h.run("apps:rename", "--bogus", app, new)
+    assert r.returncode == 2 and r.stderr.endswith("unknown flag: --bogus\n")
+    assert not [t for t in h.triggers() if t["call"][0] == "apps:rename"]  # nothing fired on a refusal
+    assert docker_inspect(f"{app}.web.1")["Id"] == cid and h.run("apps:exists", taken).returncode == 0
+
+    r = h.run("apps:rename", "--skip-deploy", app, new)
+    assert (r.returncode, r.stderr) == (0, ""), r.stdout
+    assert "Application deployed" not in r.stdout
+    assert h.run("apps:exists", app).returncode == 20 and app_containers(app) == []
+    assert app_containers(new) == [] and h.deploys(new) == []
+    assert h.run("ps:report", new, "--deployed").stdout == "false\n"
+    assert h.app_state(new)["checks"]["skipped"] == ["web"]
+    assert [t["name"] for t in h.triggers() if t["call"][:2] == ["apps:rename", "--skip-deploy"]
+            and t["name"] in RENAME_TRIGGERS] == list(RENAME_TRIGGERS)
+    # the source image came along: NEW can be rebuilt
+    r = h.run("ps:rebuild", new)
+    assert r.returncode == 0, r.stdout
+    assert docker_inspect(f"{new}.web.1")["State"]["Running"]
+
+    # a never-deployed app renames too; there is nothing to rebuild
+    bare, bare_new = h.unique("tbare"), h.unique("tbarenew")
+    h.run("apps:create", bare)
+    r = h.run("--quiet", "apps:rename", bare, bare_new)
+    # --quiet drops the Renaming/Creating/Destroying lines; the destroy step's cleanup lines stay,
+    # as they do for apps:destroy itself
+    assert (r.returncode, r.stdout, r.stderr) == (0, "-----> Cleaning up...\n-----> Retiring old containers and images\n", "")
+    assert h.deploys(bare_new) == [] and h.run("apps:exists", bare_new).returncode == 0
+
+
+def test_apps_clone(harness, harness_web_images):
+    h = harness
+    app, twin, bare = h.unique("tcl"), h.unique("tcltwin"), h.unique("tclbare")
+    h.run("apps:create", app)
+    h.run("domains:add", app, "clone-me.example.com")
+    h.run("config:set", "--no-restart", app, "K=v")
+    assert h.run("git:from-image", app, harness_web_images["ready"]).returncode == 0
+    cid = docker_inspect(f"{app}.web.1")["Id"]
+
+    r = h.run("apps:clone", app, twin)
+    assert (r.returncode, r.stderr) == (0, ""), r.stdout
+    assert r.stdout.startswith(f"-----> Cloning {app} to {twin}\n-----> Creating {twin}...\n")
+    assert "Destroying" not in r.stdout
+    assert h.run("apps:exists", app).returncode == 0 and h.run("apps:exists", twin).returncode == 0
+    assert docker_inspect(f"{app}.web.1")["Id"] == cid and docker_inspect(cid)["State"]["Running"]
+    assert docker_inspect(f"{twin}.web.1")["State"]["Running"]
+    assert h.config(twin) == h.config(app)
+    assert container_env(f"{twin}.web.1", "K") == ["v"]
+    assert h.app_state(twin)["domains"] == [] and h.app_state(app)["domains"] == ["clone-me.example.com"]
+    fired = [(t["name"], t["args"]) for t in h.triggers() if t["call"][0] == "apps:clone"
+             and t["name"] in ("post-create", "post-app-clone-setup", "post-app-clone", "pre-delete")]
+    assert fired == [("post-create", [twin]), ("post-app-clone-setup", [app, twin]), ("post-app-clone", [app, twin])]
+    assert [(d["kind"], d["reason"]) for d in h.deploys(twin)] == [("rebuild", "apps:clone")]
+
+    r = h.run("apps:clone", app, twin)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", " !     Name is already taken\n")
+    r = h.run("apps:clone", "--ignore-existing", app, twin)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", " !     Name is already taken\n")
+    r = h.run("apps:clone", "--ignore-existing", "nope", twin)
+    assert (r.returncode, r.stderr) == (20, APP_MISSING)
+
+    r = h.run("--quiet", "apps:clone", "--skip-deploy", app, bare)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert app_containers(bare) == [] and h.deploys(bare) == []
+    assert h.config(bare)["K"] == "v"
+    assert h.app_state(bare)["deploy"]["source_image"] == harness_web_images["ready"]
+
+
+def test_apps_rename_and_clone_keep_postgres_links(harness, harness_web_images):
+    h = harness
+    svc, app, new, twin = h.unique("tdbr"), h.unique("tpgr"), h.unique("tpgrnew"), h.unique("tpgrtwin")
+    assert h.run("postgres:create", svc).returncode == 0
+    dsn = h.run("postgres:info", svc, "--dsn").stdout.strip()
+    h.run("apps:create", app)
+    assert h.run("postgres:link", svc, app, "--no-restart").returncode == 0
+    assert h.run("git:from-image", app, harness_web_images["ready"]).returncode == 0
+
+    r = h.run("apps:rename", app, new)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"       Unlinking from {svc}\n" in r.stdout  # pre-delete OLD ran after the setup step
+    assert h.run("postgres:info", svc, "--links").stdout == f"{new} \n"
+    assert h.run("postgres:linked", svc, new).returncode == 0
+    assert h.config(new)["DATABASE_URL"] == dsn
+    assert h.run("docker-options:report", new).stdout.count(f"--link dokku.postgres.{svc}:dokku-postgres-{svc}") == 3
+    res = subprocess.run(["docker", "exec", f"{new}.web.1", "getent", "hosts", f"dokku-postgres-{svc}"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip()
+
+    assert h.run("apps:clone", "--skip-deploy", new, twin).returncode == 0
+    assert h.run("postgres:info", svc, "--links").stdout == " ".join(sorted([new, twin])) + " \n"
+    assert h.run("postgres:unlink", svc, new, "--no-restart").returncode == 0
+    assert h.run("postgres:info", svc, "--links").stdout == f"{twin} \n"
