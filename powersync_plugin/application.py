@@ -11,7 +11,8 @@ import base64
 import secrets as secrets_module
 import shutil
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from powersync_plugin import settings
@@ -24,7 +25,7 @@ from powersync_plugin.core import adoption, config_render, decisions, derive
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.names import check_app_name, storage_database
-from powersync_plugin.core.planner import INSTANCE_PORTS, Action, Kind, Observed, Plan, plan_publish
+from powersync_plugin.core.planner import INSTANCE_PORTS, RULES_OVERRIDES, Action, Kind, Observed, Plan, plan_publish
 from powersync_plugin.core.projector import apply, project
 from powersync_plugin.core.rules import check_rules, decode_rules
 from powersync_plugin.core.state import InstanceState
@@ -177,13 +178,28 @@ class Application:
             if state.link:
                 self._require_ready(name, state)
             return
+        backend_secrets: Optional[BackendSecrets] = None
         if running:
-            validation = PowerSyncApi(self.docker, container.id, state.api_token).validate_rules(content)
+            # The instance validates (a `docker exec` and the service's parse) while the backend's
+            # secrets are read from Dokku; only reads happen before the verdict, so a refusal
+            # still changes nothing. The Docker SDK is loaded first, here: importing one package
+            # from two threads at once can hand either a half-initialised module.
+            self.docker.client  # noqa: B018
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(PowerSyncApi(self.docker, container.id, state.api_token).validate_rules, content)
+                try:
+                    backend_secrets = None if dry_run else self._backend_secrets(state)
+                    secrets_problem = None
+                except DomainError as exc:
+                    secrets_problem = exc
+                validation = pending.result()
             if validation.reachable and not validation.valid:
                 reasons = "\n".join(f"  - {error}" for error in validation.errors)
                 raise DomainError(f"The instance rejected these rules (nothing changed):\n{reasons}")
             if not validation.reachable:
                 self.out.warn(f"Could not validate on the running instance ({validation.errors[0]}); readiness will decide")
+            if secrets_problem is not None:
+                raise secrets_problem
         if dry_run:
             if summary_only:
                 self.out.step(new_events[0].payload["description"])
@@ -199,8 +215,7 @@ class Application:
         if not state.link:
             self.out.step(f"{name} is not linked yet: the rules are published by `dokku powersync:link {name} <backend>`")
             return
-        backend_secrets = self._backend_secrets(state)
-        self._publish_or_restore(state, backend_secrets, state.version)
+        self._publish_or_restore(state, backend_secrets or self._backend_secrets(state), state.version)
 
     # --- link ----------------------------------------------------------------------------
     def link(
@@ -859,7 +874,7 @@ class Application:
                 raise DomainError(f"{name} is not running: `dokku ps:report {name}`, `dokku logs {name}`")
             container_id = container.id
         api = PowerSyncApi(self.docker, container_id, state.api_token)
-        started = time.monotonic()
+        started, service_before = time.monotonic(), self.docker.service_seconds
         deadline = started + (settings.seconds("POWERSYNC_READY_TIMEOUT", 60) if wait is None else wait)
         try:
             while True:
@@ -872,6 +887,7 @@ class Application:
                 time.sleep(0.5)
         finally:
             self.waited += time.monotonic() - started
+            self.docker.service_seconds = service_before  # already counted as waiting
 
     def _publish_or_restore(self, state: InstanceState, backend_secrets: BackendSecrets, cause: int) -> None:
         name = state.name
@@ -955,6 +971,100 @@ class Application:
                 self.unlink(name, app, no_restart=True, keep_slots=False, dry_run=False)
             except DomainError as exc:
                 self.out.warn(f"Could not unlink {name} from {app}: {exc}")
+
+    def on_app_rename_setup(self, old: str, new: str) -> None:
+        """post-app-rename-setup: Dokku has created `new` and copied `old`'s config, domains and
+        links to it, and is about to destroy `old` (its pre-delete must then find nothing to do).
+        An instance keeps its slots, storage and API token, so the rebuild Dokku runs next
+        resumes replication where `old` stopped."""
+        from powersync_plugin import reads
+
+        state = self.load(old)
+        if state.live:
+            with self._lock(old), self._lock(new):
+                state = self.load(old)
+                self.journal.continue_stream(
+                    old, state.version, new,
+                    ev.NewEvent(ev.INSTANCE_RENAMED, {"to": new}), ev.NewEvent(ev.INSTANCE_RENAMED_FROM, {"from": old}),
+                    self.actor, self.command,
+                )
+                self.out.step(
+                    f"PowerSync instance {old} is now {new}: same slots ({state.slot_prefix}*), storage and rules; "
+                    f"`dokku powersync:history {new}` continues its history"
+                )
+        for name in reads.instances_linked_to(old):
+            with self._lock(name):
+                instance = self.load(name)
+                if instance.link is None or instance.link.backend != old:
+                    continue
+                self._record(instance, [ev.NewEvent(ev.BACKEND_RENAMED, {"from": old, "to": new})])
+                self.out.step(f"PowerSync instance {name} is now linked to {new} (was {old})")
+
+    def on_app_renamed(self, old: str, new: str) -> None:
+        """post-app-rename: a renamed instance whose domain followed the app name (the global
+        vhost) serves another URL now; its backend must hand clients the new one."""
+        state = self.load(new)
+        if not state.live or state.link is None or not self.dokku.app_exists(state.link.backend):
+            return
+        vhosts = self.dokku.vhosts(new)
+        if not vhosts:
+            return
+        url = ("https://" if self.dokku.tls_enabled(new) else "http://") + vhosts[0]
+        backend = state.link.backend
+        if self.dokku.config(backend).get("POWERSYNC_URL") != url:
+            self.out.step(f"Setting POWERSYNC_URL={url} on {backend} (restarts it): {old} is now {new}")
+            self.dokku.config_set(backend, {"POWERSYNC_URL": url}, restart=True)
+
+    def on_app_clone_setup(self, old: str, new: str) -> None:
+        """post-app-clone-setup: Dokku copied `old`'s config to `new`. A copy of an instance's
+        deployed config would run a second PowerSync on the same slots and storage with the same
+        API token, so `new` becomes a separate instance instead: `old`'s settings and current
+        rules, a fresh token, its own slot prefix, nothing deployed until linked."""
+        from powersync_plugin import reads
+
+        source = self.load(old)
+        if source.live:
+            with self._lock(new):
+                self._clone_instance(source, new)
+        for name in reads.instances_linked_to(old):
+            self.out.warn(
+                f"{new} is a copy of {old}, which PowerSync instance {name} trusts: {new} keeps POWERSYNC_URL and "
+                f"SECRET_KEY but is not linked, so its key changes do not rotate {name}"
+            )
+
+    def _clone_instance(self, source: InstanceState, new: str) -> None:
+        state = self.load(new)
+        storage = source.storage
+        if storage == "uri":
+            storage = "separate-database"
+            self.out.warn(f"{source.name} keeps its storage at its own URI; {new} gets a separate database on its source instead")
+        token = secrets_module.token_urlsafe(32)
+        new_events = decisions.decide_create(
+            state, new, source.image, source.image_version, f"{source.memory_mb}m", storage, token, None,
+        )
+        new_events[0] = ev.NewEvent(ev.INSTANCE_CREATED, {**new_events[0].payload, "cloned_from": source.name})
+        rules = source.current_rules
+        if rules is not None:
+            copied = decisions.decide_set_rules(replace(state, created=True, destroyed=False, renamed_to=None, current_rules=None), rules.content)
+            new_events.append(ev.NewEvent(ev.RULES_SET, {**copied[0].payload, "description": f"Copied from {source.name} r{rules.number}"}))
+        state = self._record(state, new_events)
+        owned = {*DERIVED_KEYS, "POWERSYNC_CONFIG_B64", *RULES_OVERRIDES}
+        try:
+            keys = [key for key in self.dokku.config_keys(new) if key in owned]
+            if keys:
+                self.dokku.config_unset(new, keys, restart=False)
+            self.dokku.config_set(new, {"PS_API_TOKEN": token}, restart=False)
+        except DomainError as exc:
+            self._record(state, [decisions.outcome(state.intents[0][0], False, str(exc).splitlines()[0])])
+            raise
+        self._record(state, [decisions.outcome(state.intents[0][0], True)])
+        self.out.step(
+            f"{new} is a new PowerSync instance with {source.name}'s settings and rules (own slots and API token); "
+            f"it runs once linked: `dokku powersync:link {new} <backend-app>`"
+        )
+        self.out.warn(
+            f"Until then a deploy of {new} fails (it has no config): clone with `dokku apps:clone --skip-deploy`"
+        )
 
     def _backend_secrets(self, state: InstanceState) -> BackendSecrets:
         backend = state.link.backend

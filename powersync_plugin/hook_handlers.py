@@ -1,7 +1,9 @@
 """Dokku triggers. A trigger never fails the user's command: errors become warnings, exit 0.
 
-(`pre-delete` is the exception Dokku gives meaning to: a failure would abort `apps:destroy`,
-which is never what an operator destroying an app wants from this plugin.)
+(A failing `pre-delete` would abort `apps:destroy`, which is never what an operator destroying an
+app wants from this plugin.) The one exception is `post-app-rename-setup`: when the journal cannot
+follow an instance to its new name, the rename must stop before Dokku destroys the old app,
+because that app's `pre-delete` would otherwise record the instance destroyed and drop its slots.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import sys
 from powersync_plugin.core.errors import DomainError
 
 WATCHED_KEYS = {"SECRET_KEY", "DATABASE_URL"}
+MAY_FAIL = {"post-app-rename-setup"}
 
 
 def run_hook(trigger: str, args: list[str]) -> int:
@@ -23,6 +26,12 @@ def run_hook(trigger: str, args: list[str]) -> int:
             Context().application().on_backend_config_change(app, action, keys)
         elif trigger == "pre-delete":
             Context().application().on_app_destroy(args[0])
+        elif trigger == "post-app-rename-setup":
+            Context().application().on_app_rename_setup(args[0], args[1])
+        elif trigger == "post-app-rename":
+            Context().application().on_app_renamed(args[0], args[1])
+        elif trigger == "post-app-clone-setup":
+            Context().application().on_app_clone_setup(args[0], args[1])
         elif trigger == "service-list":
             from powersync_plugin import reads
 
@@ -34,6 +43,11 @@ def run_hook(trigger: str, args: list[str]) -> int:
     except DomainError as exc:
         for line in str(exc).splitlines():
             print(f" !     powersync: {line}", file=sys.stderr)
+        if trigger in MAY_FAIL:
+            print(f" !     powersync: {trigger} stopped the command; nothing was renamed in the journal", file=sys.stderr)
+            return 1
     except Exception as exc:  # a trigger must never break Dokku's command
         print(f" !     powersync: {trigger} hook failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if trigger in MAY_FAIL:
+            return 1
     return 0

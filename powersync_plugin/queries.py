@@ -45,6 +45,7 @@ def summary_json(state: InstanceState) -> str:
     return json.dumps({
         "live": state.live,
         "destroyed": state.destroyed,
+        "renamed_to": state.renamed_to,
         "linked": state.link is not None,
         "fields": info_fields(state, ""),
     }, sort_keys=True)
@@ -149,7 +150,8 @@ def _status(event, linked_before: bool, outcomes, last_intent_of_type) -> tuple[
 def _describe(event: ev.StoredEvent) -> str:
     p = event.payload
     if event.type == ev.INSTANCE_CREATED:
-        return f"Created ({p['image']}:{p['image_version']}, {p['memory_mb']}m, storage {p['storage']})"
+        cloned = f", cloned from {p['cloned_from']}" if p.get("cloned_from") else ""
+        return f"Created ({p['image']}:{p['image_version']}, {p['memory_mb']}m, storage {p['storage']}{cloned})"
     if event.type == ev.RULES_SET:
         return p.get("description") or "Set rules"
     if event.type == ev.BACKEND_LINKED:
@@ -170,6 +172,12 @@ def _describe(event: ev.StoredEvent) -> str:
         return f"Published config ({p['cause']})"
     if event.type == ev.BACKEND_CHANGED:
         return f"Backend changed: {p['cause']} (stale)"
+    if event.type == ev.INSTANCE_RENAMED:
+        return f"Renamed to {p['to']} (apps:rename; history continues there)"
+    if event.type == ev.INSTANCE_RENAMED_FROM:
+        return f"Renamed from {p['from']} (apps:rename; the revisions before are {p['from']}'s)"
+    if event.type == ev.BACKEND_RENAMED:
+        return f"Backend {p['from']} renamed to {p['to']} (apps:rename)"
     return event.type
 
 

@@ -41,7 +41,10 @@ def summary(name: str, journal: Optional[Journal] = None) -> dict:
 def _require_live(name: str, row: dict) -> None:
     if not row["live"]:
         # The same refusal as the write path: "was destroyed" or "does not exist".
-        require_live(InstanceState(name=name, created=row["destroyed"], destroyed=row["destroyed"]))
+        renamed_to = row.get("renamed_to")  # summaries stored before renames existed lack the key
+        require_live(InstanceState(
+            name=name, created=row["destroyed"] or bool(renamed_to), destroyed=row["destroyed"], renamed_to=renamed_to,
+        ))
 
 
 def info(name: str) -> dict[str, str]:

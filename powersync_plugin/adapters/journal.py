@@ -155,6 +155,57 @@ class Journal:
         except DatabaseError as exc:
             raise JournalError(f"The journal could not be written ({getattr(exc, 'orig', exc)}); nothing was recorded") from None
 
+    def continue_stream(
+        self, old: str, old_version: int, new: str, renamed: NewEvent, renamed_from: NewEvent, actor: str, command: str,
+    ) -> None:
+        """`apps:rename` of an instance, in one transaction: `new` receives a verbatim copy of
+        `old`'s events (same versions, times and actors, so every reference between them still
+        holds) followed by `renamed_from`; `old` ends with `renamed`. Nothing is rewritten."""
+        from sqlalchemy import func, select
+        from sqlalchemy.exc import DatabaseError, IntegrityError
+
+        from powersync_plugin.adapters.journal_schema import events_table
+
+        if self._engine is None:
+            self._engine = make_engine(self.path)
+        recorded_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        columns = ("version", "type", "schema", "payload", "recorded_at", "actor", "command")
+
+        def row(stream: str, version: int, item: NewEvent) -> dict:
+            return {
+                "stream": stream, "version": version, "type": item.type, "schema": item.schema,
+                "payload": json.dumps(dict(item.payload), sort_keys=True), "recorded_at": recorded_at,
+                "actor": actor, "command": command,
+            }
+
+        try:
+            with self._engine.begin() as connection:
+                heads = {
+                    stream: connection.execute(
+                        select(func.max(events_table.c.version)).where(events_table.c.stream == stream)
+                    ).scalar() or 0
+                    for stream in (old, new)
+                }
+                if heads[old] != old_version:
+                    raise ConcurrencyError(f"{old} changed concurrently (at revision {heads[old]}, expected {old_version}): retry")
+                if heads[new]:
+                    raise JournalError(
+                        f"The journal already holds the history of another instance named {new}; "
+                        "its history cannot be merged: rename to a name never used by an instance"
+                    )
+                copied = connection.execute(
+                    select(*(events_table.c[name] for name in columns))
+                    .where(events_table.c.stream == old).order_by(events_table.c.version)
+                ).all()
+                for values in copied:
+                    connection.execute(events_table.insert().values(stream=new, **dict(zip(columns, values))))
+                connection.execute(events_table.insert().values(**row(new, old_version + 1, renamed_from)))
+                connection.execute(events_table.insert().values(**row(old, old_version + 1, renamed)))
+        except IntegrityError:
+            raise ConcurrencyError(f"{old} or {new} changed concurrently: retry") from None
+        except DatabaseError as exc:
+            raise JournalError(f"The journal could not be written ({getattr(exc, 'orig', exc)}); nothing was recorded") from None
+
     def history_window(self, stream: str, limit: int, types: Optional[Sequence[str]] = None) -> int:
         """The version where the last `limit` shown events (not outcomes; of `types` if given) start."""
         shown = f"AND type IN ({','.join('?' * len(types))})" if types else "AND type NOT IN ('deploy.succeeded', 'deploy.failed')"

@@ -83,6 +83,10 @@ def decide_create(
 
 def require_live(state: InstanceState) -> None:
     if not state.live:
+        if state.renamed_to is not None and not state.destroyed:
+            raise DomainError(
+                f"Instance {state.name} was renamed to {state.renamed_to} (apps:rename): use that name"
+            )
         if state.destroyed:
             raise DomainError(f"Instance {state.name} was destroyed: `dokku powersync:history {state.name}` shows its past")
         raise DomainError(f"Instance {state.name} does not exist: create it with `dokku powersync:create {state.name}`")

@@ -24,6 +24,13 @@ IMAGE_UPGRADED = "image.upgraded"
 # An observation, neither intent nor outcome: a linked backend's secret or source changed while
 # automatic rotation was off (or could not run), so the instance is stale until rotated.
 BACKEND_CHANGED = "backend.changed"
+# Observations of `apps:rename` (recorded by its post-app-rename-setup trigger): Dokku moves the
+# app; the journal notes that the instance's stream continues under the new name (the old stream
+# ends with instance.renamed, the new one holds a copy of its events then instance.renamed_from),
+# or that a linked backend now has another name.
+INSTANCE_RENAMED = "instance.renamed"
+INSTANCE_RENAMED_FROM = "instance.renamed_from"
+BACKEND_RENAMED = "backend.renamed"
 
 # Intents start a change; outcomes close one, naming the intent's stream version as `cause`.
 INTENT_TYPES = frozenset(
@@ -33,7 +40,7 @@ INTENT_TYPES = frozenset(
     }
 )
 OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})
-OBSERVATION_TYPES = frozenset({BACKEND_CHANGED})
+OBSERVATION_TYPES = frozenset({BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED})
 KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES | OBSERVATION_TYPES
 
 CURRENT_SCHEMA = {name: 1 for name in KNOWN_TYPES}

@@ -77,7 +77,7 @@ def _apply_draft(draft: Draft, event: ev.StoredEvent) -> None:
 
 def _created(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
-    d.created, d.destroyed = True, False
+    d.created, d.destroyed, d.renamed_to = True, False, None
     d.image, d.image_version, d.memory_mb = p["image"], p["image_version"], p["memory_mb"]
     d.storage, d.api_token, d.slot_prefix = p["storage"], p["api_token"], p["slot_prefix"]
     d.image_digest = p.get("digest")
@@ -170,6 +170,20 @@ def _upgraded(d: Draft, event: ev.StoredEvent) -> None:
     d.image, d.image_version, d.image_digest = p["image"], p["image_version"], p.get("digest")
 
 
+def _renamed(d: Draft, event: ev.StoredEvent) -> None:
+    d.renamed_to = event.payload["to"]
+
+
+def _renamed_from(d: Draft, event: ev.StoredEvent) -> None:
+    """The copied events folded to the old name's state; nothing changes but the name."""
+
+
+def _backend_renamed(d: Draft, event: ev.StoredEvent) -> None:
+    p = event.payload
+    if d.link is not None and d.link.backend == p["from"]:
+        d.link = replace(d.link, backend=p["to"])
+
+
 def _destroyed(d: Draft, event: ev.StoredEvent) -> None:
     d.destroyed = True
     d.link = None
@@ -217,6 +231,9 @@ _HANDLERS = {
     ev.SETTING_CHANGED: _setting,
     ev.IMAGE_UPGRADED: _upgraded,
     ev.BACKEND_CHANGED: _backend_changed,
+    ev.INSTANCE_RENAMED: _renamed,
+    ev.INSTANCE_RENAMED_FROM: _renamed_from,
+    ev.BACKEND_RENAMED: _backend_renamed,
     ev.INSTANCE_ADOPTED: _adopted,
     ev.CONFIG_PUBLISHED: _published,
     ev.DEPLOY_SUCCEEDED: _outcome,

@@ -66,12 +66,13 @@ class InstanceState:
     cleanup_mounts: tuple[str, ...] = ()
     managed_config: bool = True  # False from adoption until the plugin first publishes its own config
     stale_cause: Optional[str] = None  # set by backend.changed, cleared by a successful rotation
+    renamed_to: Optional[str] = None  # this stream ended with `apps:rename`: the instance lives on as that
     outcomes: dict = field(default_factory=dict)  # intent version -> Outcome
     intents: tuple[tuple[int, str], ...] = ()  # (version, type) of every intent, in order
 
     @property
     def live(self) -> bool:
-        return self.created and not self.destroyed
+        return self.created and not self.destroyed and self.renamed_to is None
 
     @property
     def pending_intent(self) -> Optional[int]:

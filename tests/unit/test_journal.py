@@ -71,3 +71,31 @@ def test_summaries_are_fresh_only_at_the_stream_head_and_never_go_back(journal):
     journal.append("a", 2, [NewEvent("setting.changed", {"key": "auto-rotate", "value": "false"})], "bob", "cmd")
     version, head, _ = journal.summaries("a")["a"]
     assert (version, head) == (2, 3)  # stale: readers refold
+
+
+def test_a_renamed_stream_continues_under_the_new_name_and_the_old_one_ends(journal):
+    journal.append("old", 0, [NewEvent("instance.created", {"x": 1}), NewEvent("deploy.succeeded", {"cause": 1})], "alice", "create")
+    journal.continue_stream(
+        "old", 2, "new", NewEvent("instance.renamed", {"to": "new"}), NewEvent("instance.renamed_from", {"from": "old"}),
+        "bob", "dokku apps:rename old new",
+    )
+    old, new = journal.load("old"), journal.load("new")
+    assert [(e.version, e.type) for e in old] == [(1, "instance.created"), (2, "deploy.succeeded"), (3, "instance.renamed")]
+    assert [(e.version, e.type, e.actor) for e in new] == [
+        (1, "instance.created", "alice"), (2, "deploy.succeeded", "alice"), (3, "instance.renamed_from", "bob"),
+    ]
+    assert [e.recorded_at for e in new[:2]] == [e.recorded_at for e in old[:2]]
+    assert new[0].payload == old[0].payload
+
+
+def test_a_rename_onto_a_name_with_history_or_a_moved_stream_is_refused_whole(journal):
+    journal.append("old", 0, [NewEvent("instance.created", {"x": 1})], "alice", "create")
+    journal.append("taken", 0, [NewEvent("instance.created", {"x": 2})], "alice", "create")
+    renamed = NewEvent("instance.renamed", {"to": "taken"})
+    renamed_from = NewEvent("instance.renamed_from", {"from": "old"})
+    with pytest.raises(JournalError, match="already holds the history"):
+        journal.continue_stream("old", 1, "taken", renamed, renamed_from, "bob", "cmd")
+    with pytest.raises(ConcurrencyError):
+        journal.continue_stream("old", 0, "fresh", renamed, renamed_from, "bob", "cmd")
+    assert [e.version for e in journal.load("old")] == [1] and journal.load("fresh") == []
+    assert [e.version for e in journal.load("taken")] == [1]

@@ -133,3 +133,19 @@ def test_newer_schema_is_refused():
     newer = ev.StoredEvent(99, "ps1", 3, ev.RULES_SET, 7, {}, "", "", "")
     with pytest.raises(ValueError, match="newer dokku-powersync"):
         project("ps1", events + [newer])
+
+
+def test_a_renamed_backend_keeps_the_link_and_a_renamed_instance_stream_is_no_longer_live():
+    stream = created_stream()
+    stream.add(link_events(stream.state))
+    stream.add([decisions.outcome(3, True)])
+    state = stream.add([ev.NewEvent(ev.BACKEND_RENAMED, {"from": "jeeves", "to": "butler"})])
+    assert state.link.backend == "butler" and state.audience == ("jeeves",) and state.pending_intent is None
+    state = stream.add([ev.NewEvent(ev.BACKEND_RENAMED, {"from": "other", "to": "x"})])
+    assert state.link.backend == "butler"
+    state = stream.add([ev.NewEvent(ev.INSTANCE_RENAMED, {"to": "ps2"})])
+    assert not state.live and state.renamed_to == "ps2"
+    with pytest.raises(DomainError, match="renamed to ps2"):
+        decisions.require_live(state)
+    recreated = stream.add(decisions.decide_create(state, "ps1", "img", "1.25.0", "400m", "separate-database", "t", None))
+    assert recreated.live and recreated.renamed_to is None
