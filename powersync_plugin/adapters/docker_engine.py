@@ -50,6 +50,7 @@ const body = parts.length ? Buffer.from(parts.join(''), 'base64').toString('utf8
 const signal = AbortSignal.timeout(Number(timeoutMs));
 (async () => {
   try {
+    const started = performance.now();
     const res = await fetch(url, {method, headers: JSON.parse(headersJson), body, redirect: 'manual', signal});
     let text = '';
     const reader = res.body ? res.body.getReader() : null;
@@ -60,7 +61,7 @@ const signal = AbortSignal.timeout(Number(timeoutMs));
       text += decoder.decode(value, {stream: true});
       if ((stopAt && text.includes(stopAt)) || text.length > 262144) { await reader.cancel(); break; }
     }
-    process.stdout.write(JSON.stringify({status: res.status, body: text}));
+    process.stdout.write(JSON.stringify({status: res.status, body: text, ms: performance.now() - started}));
   } catch (e) {
     process.stdout.write(JSON.stringify({status: 0, error: String(e && e.message || e)}));
   }
@@ -113,6 +114,9 @@ class ImageView:
 class DockerEngine:
     def __init__(self) -> None:
         self._client = None
+        # Seconds the PowerSync process took to answer admin and probe requests, as timed inside
+        # its container (POWERSYNC_TIMINGS separates them from the plugin's own time).
+        self.service_seconds = 0.0
 
     @property
     def client(self):
@@ -228,6 +232,7 @@ class DockerEngine:
             parsed = json.loads(output.decode(errors="replace"))
         except ValueError:
             return HttpResult(status=0, body="", error=f"probe failed (exit {exit_code})")
+        self.service_seconds += float(parsed.get("ms") or 0) / 1000
         return HttpResult(status=parsed.get("status", 0), body=parsed.get("body", ""), error=parsed.get("error", ""))
 
     def read_file(self, container_id: str, path: str) -> Optional[str]:
