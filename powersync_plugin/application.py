@@ -20,6 +20,7 @@ from powersync_plugin.adapters.docker_engine import DockerEngine, ImageView
 from powersync_plugin.adapters.dokku import Dokku
 from powersync_plugin.adapters.journal import Journal
 from powersync_plugin.adapters.locks import Busy, instance_lock
+from powersync_plugin.adapters.preload import Preload
 from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
 from powersync_plugin.core import adoption, config_render, decisions, derive
 from powersync_plugin.core import events as ev
@@ -227,6 +228,7 @@ class Application:
         with self._lock(name):
             state = self._load_reconciled(name, dry_run)
             decisions.require_linkable(state, backend)
+            preload = Preload()  # only Dokku is called until preload.wait()
             if not self.dokku.app_exists(backend):
                 raise DomainError(f"App {backend} does not exist: link an existing backend app")
             backend_env = self.dokku.config(backend)
@@ -263,6 +265,7 @@ class Application:
                 state, backend, service, derive.fingerprint(source_uri), derive.fingerprint(secret_key),
                 audience or (backend,), kid, url, storage_db, sslmode, sslmode,
             )
+            preload.wait()
             if dry_run:
                 after = _apply_preview(state, new_events)
                 actions = []
@@ -1047,17 +1050,22 @@ class Application:
         if rules is not None:
             copied = decisions.decide_set_rules(replace(state, created=True, destroyed=False, renamed_to=None, current_rules=None), rules.content)
             new_events.append(ev.NewEvent(ev.RULES_SET, {**copied[0].payload, "description": f"Copied from {source.name} r{rules.number}"}))
+        cause = state.version + 1  # the instance.created event
         state = self._record(state, new_events)
         owned = {*DERIVED_KEYS, "POWERSYNC_CONFIG_B64", *RULES_OVERRIDES}
+        service = source.link.postgres_service if source.link else None
         try:
+            if service and new in self.dokku.postgres_links(service):
+                # dokku-postgres linked the clone too; an unlinked instance has no source link.
+                self.dokku.postgres_unlink(service, new)
             keys = [key for key in self.dokku.config_keys(new) if key in owned]
             if keys:
                 self.dokku.config_unset(new, keys, restart=False)
             self.dokku.config_set(new, {"PS_API_TOKEN": token}, restart=False)
         except DomainError as exc:
-            self._record(state, [decisions.outcome(state.intents[0][0], False, str(exc).splitlines()[0])])
+            self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0])])
             raise
-        self._record(state, [decisions.outcome(state.intents[0][0], True)])
+        self._record(state, [decisions.outcome(cause, True)])
         self.out.step(
             f"{new} is a new PowerSync instance with {source.name}'s settings and rules (own slots and API token); "
             f"it runs once linked: `dokku powersync:link {new} <backend-app>`"

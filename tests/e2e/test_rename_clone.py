@@ -86,7 +86,8 @@ def test_a_cloned_instance_is_a_separate_unlinked_instance_with_the_same_rules(h
     assert rows[1]["description"] == f"Copied from {name} r1"
 
     copied, original = app_config(h, clone), app_config(h, name)
-    assert not {"POWERSYNC_CONFIG_B64", "PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI"} & set(copied)
+    assert not {"POWERSYNC_CONFIG_B64", "PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "DATABASE_URL"} & set(copied)
+    assert clone not in h.run("postgres:info", source, "--links").stdout.split()
     assert copied["PS_API_TOKEN"] != original["PS_API_TOKEN"]
     # The original is untouched and still serves.
     assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
@@ -103,3 +104,14 @@ def test_a_cloned_backend_is_not_linked_and_says_so(harness, source):
     assert info(h, name, "--linked-backend") == backend.app
     assert h.run("apps:destroy", clone, "--force").returncode == 0
     assert info(h, name, "--linked-backend") == backend.app
+
+
+def test_a_clone_deployed_by_dokku_fails_its_deploy_until_linked_and_stays_consistent(harness, source):
+    h = harness
+    name, _ = linked_instance(h, source)
+    clone = unique("copy")
+    result = h.run("apps:clone", name, clone)
+    assert result.returncode != 0  # Dokku's rebuild: the clone has no config until it is linked
+    assert "clone with `dokku apps:clone --skip-deploy`" in result.stdout + result.stderr
+    assert info(h, clone, "--linked-backend") == "-" and info(h, clone, "--pending-change") == "-"
+    assert h.run("powersync:destroy", clone, "--force").returncode == 0
