@@ -430,7 +430,11 @@ class Application:
             if container is None or not container.running:
                 raise DomainError(f"{name} has no running web container: adopt takes over a running deployment")
             config_text = self._running_config(name, env, container.id)
-            parsed = adoption.parse_config(config_text)
+            rules_path = self._rules_file_path(env, config_text)
+            rules_file = self.docker.read_file(container.id, rules_path) if rules_path else None
+            if rules_path and rules_file is None:
+                raise DomainError(f"{name}'s rules file {rules_path} (sync_config.path) cannot be read in its container")
+            parsed = adoption.parse_config(config_text, rules_file)
             probe = self.docker.http(container.id, "GET", "/probes/readiness", port=adoption.port_of(config_text))
             if not (probe.ok and isinstance(probe.json(), dict) and "ready" in probe.json()):
                 raise DomainError(f"{name} does not answer PowerSync's /probes/readiness: is it running PowerSync?")
@@ -483,6 +487,8 @@ class Application:
             self.out.step("The first managed change (set-rules, rotate, upgrade, reconcile) will, in one restart:")
             self.out.detail(f"deploy the derived image of {image}:{image_version} (readiness-gated restarts)")
             self.out.detail("publish the plugin-rendered config as POWERSYNC_CONFIG_B64 (same rules bytes)")
+            if rules_path:
+                self.out.detail(f"carry the rules inline instead of in {rules_path} (the file is no longer read)")
             self.out.detail("add PS_API_TOKEN and api.tokens (the admin API the plugin uses)")
             for key in cleanup:
                 self.out.detail(f"remove {key}")
@@ -494,6 +500,17 @@ class Application:
             state = self._record(state, [ev.NewEvent(ev.INSTANCE_ADOPTED, payload)])
             self._record(state, [decisions.outcome(state.version, True)])
             self.out.step(f"{name} adopted: nothing was written to it and nothing restarted")
+
+    @staticmethod
+    def _rules_file_path(env: dict[str, str], config_text: str) -> Optional[str]:
+        """The rules file behind sync_config.path, as an absolute path in the container: relative
+        to the config file, or (config from POWERSYNC_CONFIG_B64) to the working directory, which
+        is also where `docker exec` starts."""
+        path = adoption.rules_path(config_text)
+        if path is None or path.startswith("/") or env.get("POWERSYNC_CONFIG_B64"):
+            return path
+        config_dir = env.get("POWERSYNC_CONFIG_PATH", "").rsplit("/", 1)[0]
+        return f"{config_dir}/{path}" if config_dir else path
 
     def _running_config(self, name: str, env: dict[str, str], container_id: str) -> str:
         if env.get("POWERSYNC_CONFIG_B64"):

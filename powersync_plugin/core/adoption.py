@@ -47,13 +47,29 @@ class AdoptedConfig:
     extras: dict = field(default_factory=dict)
 
 
-def parse_config(text: str) -> AdoptedConfig:
+def _load(text: str) -> dict:
     try:
         config = yaml.load(text, Loader=_EnvLoader)  # noqa: S506 - SafeLoader plus !env
     except (yaml.YAMLError, ValueError) as exc:
         raise DomainError(f"The running config is not valid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise DomainError("The running config is not a mapping")
+    return config
+
+
+def rules_path(text: str) -> Optional[str]:
+    """`sync_config.path` (or the older `sync_rules.path`) when the rules live in a file beside the
+    config rather than inline; the service resolves it against the config file's directory."""
+    config = _load(text)
+    section = config.get("sync_config") or config.get("sync_rules")
+    if isinstance(section, dict) and section.get("content") is None and isinstance(section.get("path"), str):
+        return section["path"]
+    return None
+
+
+def parse_config(text: str, rules_file: Optional[str] = None) -> AdoptedConfig:
+    """`rules_file`: the content of the file behind `rules_path(text)`, read from the container."""
+    config = _load(text)
     extras = copy.deepcopy(config)
 
     connections = (config.get("replication") or {}).get("connections") or []
@@ -73,7 +89,7 @@ def parse_config(text: str) -> AdoptedConfig:
     else:
         raise DomainError("storage.uri must read !env PS_DATA_SOURCE_URI or !env PS_STORAGE_SOURCE_URI")
 
-    rules = _rules(config)
+    rules = _rules(config, rules_file)
     client_auth = config.get("client_auth") or {}
     keys = ((client_auth.get("jwks") or {}).get("keys")) or []
     if len(keys) != 1 or keys[0].get("alg") != "HS256" or not _is_env(keys[0].get("k"), "PS_SECRET_KEY_B64"):
@@ -124,14 +140,19 @@ def leftover_keys(env_keys) -> list[str]:
     )
 
 
-def _rules(config: dict) -> str:
+def _rules(config: dict, rules_file: Optional[str]) -> str:
     if "sync_config" in config and "sync_rules" in config:
         raise DomainError("The running config has both sync_config and sync_rules")
     section = config.get("sync_config") or config.get("sync_rules") or {}
     content = section.get("content") if isinstance(section, dict) else None
-    if not isinstance(content, str):
-        raise DomainError("The running config has no inline rules (sync_config.content): adopt needs them in the config")
-    return content
+    if isinstance(content, str):
+        return content
+    if isinstance(section, dict) and isinstance(section.get("path"), str) and rules_file is not None:
+        return rules_file
+    raise DomainError(
+        "The running config has no rules the plugin can read (sync_config.content, or a sync_config.path "
+        "file readable in the container)"
+    )
 
 
 def _is_env(value: Any, name: str) -> bool:

@@ -81,6 +81,7 @@ from powersync_plugin.core.derive import sign_hs256
 IMAGE = "journeyapps/powersync-service:1.25.0"
 LAYOUTS = ("config-b64", "config-path")
 CONFIG_PATH_IN_CONTAINER = "/config/sync-config.yaml"
+RULES_FILE_NAME = "sync-rules.yaml"  # rules_file=True: beside the config, named by sync_config.path
 DOKKU_UID = 32767  # deploy-powersync.sh's default DOKKU_UID for the storage chown
 
 # The backend's migrations: every table the rules read, then the publication over exactly them.
@@ -125,9 +126,14 @@ RULES = """bucket_definitions:
 """
 
 
-def render_config(product: str, rules: str = RULES) -> str:
-    """The Jeeves config file for ``product``; ``rules`` lands byte for byte in sync_config.content."""
+def render_config(product: str, rules: str = RULES, rules_path: str | None = None) -> str:
+    """The Jeeves config file for ``product``; ``rules`` lands byte for byte in sync_config.content,
+    or, with ``rules_path``, the config names that file (``sync_config.path``) instead."""
     assert rules.endswith("\n") and not rules.endswith("\n\n"), "block scalar (clip) keeps one newline"
+    sync_config = (
+        f"sync_config:\n  path: {rules_path}\n" if rules_path
+        else "sync_config:\n  content: |\n" + textwrap.indent(rules, "    ")
+    )
     return (
         "# PowerSync Service configuration (Jeeves-shaped, reproduced for the test bed).\n"
         "#\n"
@@ -143,9 +149,7 @@ def render_config(product: str, rules: str = RULES) -> str:
         "      sslmode: disable\n"
         "\n"
         "# --- Sync rules ---\n"
-        "sync_config:\n"
-        "  content: |\n"
-        + textwrap.indent(rules, "    ")
+        + sync_config
         + "\n"
         "# --- Client auth: JWTs the backend signs with its SECRET_KEY ---\n"
         "client_auth:\n"
@@ -290,7 +294,8 @@ def _ports_step(h, app: str) -> None:
 
 
 def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bool = False,
-                  rules: str = RULES, image: str = IMAGE, script_runs: int = 2) -> JeevesDeployment:
+                  rules: str = RULES, image: str = IMAGE, script_runs: int = 2,
+                  rules_file: bool = False) -> JeevesDeployment:
     """Reproduce the Jeeves scripts' end state for ``product`` (default ``jv<6 hex>``) on harness ``h``.
 
     ``layout``: ``"config-b64"`` (POWERSYNC_CONFIG_B64) or ``"config-path"`` (file on a storage
@@ -305,13 +310,15 @@ def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bo
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if inert_mount and layout != "config-b64":
         raise ValueError("inert_mount only applies to the config-b64 layout")
+    if rules_file and layout != "config-path":
+        raise ValueError("rules_file (sync_config.path beside the config file) needs the config-path layout")
     if script_runs not in (1, 2):
         raise ValueError("script_runs must be 1 or 2")
     product = product or f"jv{uuid.uuid4().hex[:6]}"
     backend, app, service = product, f"{product}-powersync", product
     domain = f"powersync.{product}.example.test"
     secret_key = secrets.token_urlsafe(64)  # 86 chars; its base64 is 116 chars (> 76: GNU wraps)
-    config_yaml = render_config(product, rules)
+    config_yaml = render_config(product, rules, RULES_FILE_NAME if rules_file else None)
     uses_mount = layout == "config-path" or inert_mount
 
     # --- The backend, as it exists before the PowerSync scripts run ---------------------------
@@ -330,9 +337,14 @@ def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bo
         config_dir.mkdir(parents=True, exist_ok=True)
         config_file = config_dir / "sync-config.yaml"
         config_file.write_text(config_yaml)
+        files = [config_file]
+        if rules_file:
+            files.append(config_dir / RULES_FILE_NAME)
+            files[-1].write_text(rules)
         os.chmod(config_dir, 0o755)
-        os.chmod(config_file, 0o644)
-        for path in (config_dir, config_file):
+        for path in files:
+            os.chmod(path, 0o644)
+        for path in (config_dir, *files):
             os.chown(path, DOKKU_UID, DOKKU_UID)
 
     # [2] app + ports + resource limit

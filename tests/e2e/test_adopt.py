@@ -16,10 +16,12 @@ def history(h, name):
     return json.loads(h.run("powersync:history", name, "--format", "json").stdout)
 
 
-@pytest.mark.parametrize("layout", ["config-b64", "config-path"])
+@pytest.mark.parametrize("layout", ["config-b64", "config-path", "config-path-rules-file"])
 def test_adopt_a_jeeves_deployment(harness, layout):
     h = harness
-    d = deploy_jeeves(h, layout, inert_mount=layout == "config-b64")
+    rules_file = layout == "config-path-rules-file"
+    layout = layout.removesuffix("-rules-file")
+    d = deploy_jeeves(h, layout, inert_mount=layout == "config-b64", rules_file=rules_file)
     app, backend = d.powersync_app, d.backend_app
     slots_before = d.current_slots()
     deploys_before = (len(h.deploys(app)), len(h.deploys(backend)))
@@ -30,6 +32,7 @@ def test_adopt_a_jeeves_deployment(harness, layout):
     assert "unmount the inert storage mount" in dry.stdout
     if layout == "config-path":
         assert "remove POWERSYNC_CONFIG_PATH" in dry.stdout
+    assert ("carry the rules inline instead of in /config/sync-rules.yaml" in dry.stdout) == rules_file
     assert not any(row[1] == app for row in journal_rows(h))
 
     before = snapshot(h, app, backend)
