@@ -467,7 +467,7 @@ class Application:
             # moved to POWERSYNC_CONFIG_B64); other mounts are the operator's and stay.
             config_dirs = {"/config", env.get("POWERSYNC_CONFIG_PATH", "").rsplit("/", 1)[0]} - {""}
             mounts = tuple(m for m in self.dokku.storage_mounts(name) if m.rsplit(":", 1)[-1] in config_dirs)
-            cleanup = tuple(adoption.leftover_keys(env))
+            cleanup = tuple(adoption.leftover_keys(env, parsed.referenced_env))
             token = secrets_module.token_urlsafe(32)
             payload = {
                 "adopted_from": name, "image": image, "image_version": image_version, "digest": digest,
@@ -483,6 +483,11 @@ class Application:
             self.out.detail(f"Image: {image}:{image_version} ({digest[:19]})")
             self.out.detail(f"Rules: {len(parsed.rules.encode())} bytes, kept byte for byte as r1")
             self.out.detail(f"Auth: audience {', '.join(parsed.audience)}, kid {parsed.kid or 'none'}; storage {parsed.storage}")
+            if parsed.other_key_ids:
+                self.out.detail(
+                    f"Other JWKS keys kept as they are: {', '.join(parsed.other_key_ids)} "
+                    f"(their variables {', '.join(sorted(parsed.referenced_env))} too)"
+                )
             self.out.detail(f"Slots: prefix {parsed.slot_prefix} kept, so replication continues on the same slot")
             self.out.step("The first managed change (set-rules, rotate, upgrade, reconcile) will, in one restart:")
             self.out.detail(f"deploy the derived image of {image}:{image_version} (readiness-gated restarts)")

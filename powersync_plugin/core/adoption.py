@@ -45,6 +45,9 @@ class AdoptedConfig:
     storage_sslmode: str
     has_api_tokens: bool
     extras: dict = field(default_factory=dict)
+    # PS_* variables the kept extras read with !env (an extra JWKS key's secret): not leftovers.
+    referenced_env: frozenset = frozenset()
+    other_key_ids: tuple = ()  # kids of JWKS keys kept verbatim beside the managed one
 
 
 def _load(text: str) -> dict:
@@ -92,8 +95,22 @@ def parse_config(text: str, rules_file: Optional[str] = None) -> AdoptedConfig:
     rules = _rules(config, rules_file)
     client_auth = config.get("client_auth") or {}
     keys = ((client_auth.get("jwks") or {}).get("keys")) or []
-    if len(keys) != 1 or keys[0].get("alg") != "HS256" or not _is_env(keys[0].get("k"), "PS_SECRET_KEY_B64"):
-        raise DomainError("client_auth must hold exactly one HS256 key with `k: !env PS_SECRET_KEY_B64`")
+    managed = [
+        index for index, key in enumerate(keys)
+        if isinstance(key, dict) and key.get("alg") == "HS256" and _is_env(key.get("k"), "PS_SECRET_KEY_B64")
+    ]
+    if len(managed) != 1:
+        raise DomainError(
+            "client_auth.jwks must hold exactly one HS256 key with `k: !env PS_SECRET_KEY_B64` (the backend's "
+            "SECRET_KEY); other keys are kept as they are"
+        )
+    managed_key = keys[managed[0]]
+    other_keys = [key for index, key in enumerate(keys) if index != managed[0]]
+    if any(not isinstance(key, dict) or ("k" in key and not isinstance(key["k"], EnvRef)) for key in other_keys):
+        raise DomainError(
+            "client_auth.jwks has a key whose secret `k` is written inline: move it to a PS_* config var "
+            "read with `!env`, so no secret is copied into the plugin's journal"
+        )
     audience = tuple(str(item) for item in client_auth.get("audience") or ())
     if not audience:
         raise DomainError("client_auth.audience is empty: the running instance rejects every token")
@@ -110,6 +127,9 @@ def parse_config(text: str, rules_file: Optional[str] = None) -> AdoptedConfig:
         extras.pop(key, None)
     extras["client_auth"].pop("audience", None)
     extras["client_auth"].pop("jwks", None)
+    if other_keys:
+        # The rendered config lists the managed key first; the others follow it unchanged.
+        extras["client_auth"]["jwks"] = {"keys": [{}, *copy.deepcopy(other_keys)]}
     api = extras.get("api")
     has_tokens = bool(isinstance(api, dict) and api.get("tokens"))
     if isinstance(api, dict):
@@ -118,13 +138,15 @@ def parse_config(text: str, rules_file: Optional[str] = None) -> AdoptedConfig:
     return AdoptedConfig(
         rules=rules,
         audience=audience,
-        kid=keys[0].get("kid"),
+        kid=managed_key.get("kid"),
         slot_prefix=connection.get("slot_name_prefix") or DEFAULT_SLOT_PREFIX,
         storage=storage_mode,
         source_sslmode=connection.get("sslmode") or "verify-full",
         storage_sslmode=storage.get("sslmode") or "verify-full",
         has_api_tokens=has_tokens,
         extras=_prune(extras),
+        referenced_env=frozenset(_env_names(extras)),
+        other_key_ids=tuple(str(key.get("kid") or "(no kid)") for key in other_keys),
     )
 
 
@@ -133,11 +155,23 @@ def port_of(config_text: str) -> int:
     return int(config.get("port") or (config.get("api") or {}).get("port") or 8080)
 
 
-def leftover_keys(env_keys) -> list[str]:
+def leftover_keys(env_keys, referenced=frozenset()) -> list[str]:
     return sorted(
         key for key in env_keys
-        if key not in MANAGED_ENV and (key in LEFTOVER_MARKERS or (key.startswith("PS_") and "SECRET" in key) or key.endswith("_SECRET_KEY"))
+        if key not in MANAGED_ENV and key not in referenced
+        and (key in LEFTOVER_MARKERS or (key.startswith("PS_") and "SECRET" in key) or key.endswith("_SECRET_KEY"))
     )
+
+
+def _env_names(node: Any):
+    if isinstance(node, EnvRef):
+        yield node.name
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _env_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _env_names(value)
 
 
 def _rules(config: dict, rules_file: Optional[str]) -> str:

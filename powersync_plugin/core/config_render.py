@@ -64,7 +64,10 @@ def _merge_extras(base: Any, extras: Any) -> Any:
             base[key] = _merge_extras(base[key], value) if key in base else value
         return base
     if isinstance(base, list) and isinstance(extras, list) and base and extras:
+        # The first entry is the one the plugin renders (the replication connection, the managed
+        # JWKS key); adopted entries after it (other JWKS keys) follow unchanged.
         base[0] = _merge_extras(base[0], extras[0])
+        base.extend(extras[1:])
         return base
     return base
 

@@ -126,7 +126,7 @@ RULES = """bucket_definitions:
 """
 
 
-def render_config(product: str, rules: str = RULES, rules_path: str | None = None) -> str:
+def render_config(product: str, rules: str = RULES, rules_path: str | None = None, old_key: bool = False) -> str:
     """The Jeeves config file for ``product``; ``rules`` lands byte for byte in sync_config.content,
     or, with ``rules_path``, the config names that file (``sync_config.path``) instead."""
     assert rules.endswith("\n") and not rules.endswith("\n\n"), "block scalar (clip) keeps one newline"
@@ -160,7 +160,9 @@ def render_config(product: str, rules: str = RULES, rules_path: str | None = Non
         "        alg: HS256\n"
         "        k: !env PS_SECRET_KEY_B64\n"
         f"        kid: {product}-dev\n"
-        "\n"
+        + (f"      - kty: oct\n        alg: HS256\n        k: !env PS_OLD_SECRET_KEY_B64\n        kid: {product}-old\n"
+           if old_key else "")
+        + "\n"
         "# --- Bucket storage: the same database, no MongoDB ---\n"
         "storage:\n"
         "  type: postgresql\n"
@@ -229,6 +231,7 @@ class JeevesDeployment:
     config_yaml: str = field(repr=False)
     image: str = IMAGE
     config_dir: Path | None = None  # host directory mounted at /config (config-path, inert_mount)
+    old_secret: str | None = field(default=None, repr=False)  # old_key=True: signs kid <product>-old
     slots: list[str] = field(default_factory=list)
 
     @property
@@ -295,7 +298,7 @@ def _ports_step(h, app: str) -> None:
 
 def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bool = False,
                   rules: str = RULES, image: str = IMAGE, script_runs: int = 2,
-                  rules_file: bool = False) -> JeevesDeployment:
+                  rules_file: bool = False, old_key: bool = False) -> JeevesDeployment:
     """Reproduce the Jeeves scripts' end state for ``product`` (default ``jv<6 hex>``) on harness ``h``.
 
     ``layout``: ``"config-b64"`` (POWERSYNC_CONFIG_B64) or ``"config-path"`` (file on a storage
@@ -318,7 +321,8 @@ def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bo
     backend, app, service = product, f"{product}-powersync", product
     domain = f"powersync.{product}.example.test"
     secret_key = secrets.token_urlsafe(64)  # 86 chars; its base64 is 116 chars (> 76: GNU wraps)
-    config_yaml = render_config(product, rules, RULES_FILE_NAME if rules_file else None)
+    config_yaml = render_config(product, rules, RULES_FILE_NAME if rules_file else None, old_key)
+    old_secret = secrets.token_urlsafe(48) if old_key else None  # a key being rotated out, kid <product>-old
     uses_mount = layout == "config-path" or inert_mount
 
     # --- The backend, as it exists before the PowerSync scripts run ---------------------------
@@ -386,6 +390,8 @@ def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bo
         f"PS_DATA_SOURCE_URI={database_url}",
         f"PS_JEEVES_SECRET_KEY_B64={secret_b64}",
     ]
+    if old_secret:
+        env.append(f"PS_OLD_SECRET_KEY_B64={b64url_nopad(old_secret)}")
     if layout == "config-path":
         env.insert(0, f"POWERSYNC_CONFIG_PATH={CONFIG_PATH_IN_CONTAINER}")
     _ok(h.run("config:set", "--no-restart", app, *env), "config:set env")
@@ -435,4 +441,5 @@ def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bo
         h=h, product=product, backend_app=backend, powersync_app=app, service=service,
         secret_key=secret_key, kid=f"{product}-dev", audience=product, domain=domain, layout=layout,
         rules=rules, config_yaml=config_yaml, image=image, config_dir=config_dir, slots=slots,
+        old_secret=old_secret,
     )

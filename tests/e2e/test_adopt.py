@@ -16,12 +16,12 @@ def history(h, name):
     return json.loads(h.run("powersync:history", name, "--format", "json").stdout)
 
 
-@pytest.mark.parametrize("layout", ["config-b64", "config-path", "config-path-rules-file"])
+@pytest.mark.parametrize("layout", ["config-b64", "config-b64-old-key", "config-path", "config-path-rules-file"])
 def test_adopt_a_jeeves_deployment(harness, layout):
     h = harness
-    rules_file = layout == "config-path-rules-file"
-    layout = layout.removesuffix("-rules-file")
-    d = deploy_jeeves(h, layout, inert_mount=layout == "config-b64", rules_file=rules_file)
+    rules_file, old_key = layout.endswith("-rules-file"), layout.endswith("-old-key")
+    layout = layout.removesuffix("-rules-file").removesuffix("-old-key")
+    d = deploy_jeeves(h, layout, inert_mount=layout == "config-b64", rules_file=rules_file, old_key=old_key)
     app, backend = d.powersync_app, d.backend_app
     slots_before = d.current_slots()
     deploys_before = (len(h.deploys(app)), len(h.deploys(backend)))
@@ -34,6 +34,7 @@ def test_adopt_a_jeeves_deployment(harness, layout):
         assert "remove POWERSYNC_CONFIG_PATH" in dry.stdout
     assert ("carry the rules inline instead of in /config/sync-rules.yaml" in dry.stdout) == rules_file
     assert not any(row[1] == app for row in journal_rows(h))
+    assert ("Other JWKS keys kept as they are: " + f"{d.product}-old" in dry.stdout) == old_key
 
     before = snapshot(h, app, backend)
     calls_before = len(h.calls("dokku"))
@@ -67,6 +68,9 @@ def test_adopt_a_jeeves_deployment(harness, layout):
     assert h.run("storage:list", app, "--format", "json").stdout.strip() in ("", "[]")
     assert app_config(h, backend)["POWERSYNC_URL"] == d.powersync_url
     assert d.sync_status(d.token())[0] == 200
+    if old_key:  # the key being rotated out is still accepted, and its variable kept
+        assert d.sync_status(d.token(kid=f"{d.product}-old", secret=d.old_secret))[0] == 200
+        assert "PS_OLD_SECRET_KEY_B64" in env
     # Now fully managed: the same bytes again are a no-op.
     assert "Rules unchanged" in h.run("powersync:set-rules", app, input=d.rules).stdout
     assert len(h.deploys(app)) == deploys_before[0] + 1

@@ -36,3 +36,44 @@ def test_rules_in_a_file_beside_the_config_are_read_from_it():
     assert parsed.rules == RULES and "sync_config" not in parsed.extras
     with pytest.raises(DomainError, match="no rules the plugin can read"):
         adoption.parse_config(text)
+
+
+def _with_keys(keys_yaml: str) -> str:
+    text = BASE.replace(
+        "      - {kty: oct, alg: HS256, k: !env PS_SECRET_KEY_B64, kid: jeeves-dev}\n", keys_yaml
+    )
+    return text + "sync_config:\n  path: r.yaml\n"
+
+
+def test_other_jwks_keys_are_kept_after_the_managed_one_and_their_secrets_are_not_leftovers():
+    from powersync_plugin.core import config_render
+    from powersync_plugin.core.state import BackendLink, InstanceState
+
+    text = _with_keys(
+        "      - {kty: oct, alg: HS256, k: !env PS_OLD_SECRET_KEY_B64, kid: jeeves-old}\n"
+        "      - {kty: oct, alg: HS256, k: !env PS_SECRET_KEY_B64, kid: jeeves-dev}\n"
+    )
+    parsed = adoption.parse_config(text, RULES)
+    assert parsed.kid == "jeeves-dev" and parsed.referenced_env == {"PS_OLD_SECRET_KEY_B64"}
+    env = ["PS_OLD_SECRET_KEY_B64", "PS_JEEVES_SECRET_KEY_B64", "PS_SECRET_KEY_B64"]
+    assert adoption.leftover_keys(env, parsed.referenced_env) == ["PS_JEEVES_SECRET_KEY_B64"]
+
+    link = BackendLink("jeeves", "db", "f", "f", ("jeeves",), "jeeves-dev", None, 1)
+    state = InstanceState(
+        name="jv", created=True, slot_prefix="powersync_", audience=("jeeves",), kid="jeeves-dev", link=link,
+        storage="same-database", config_extras=config_render.to_json_safe(parsed.extras),
+    )
+    keys = config_render.desired_config(state)["client_auth"]["jwks"]["keys"]
+    assert [(key["kid"], key["k"].name) for key in keys] == [
+        ("jeeves-dev", "PS_SECRET_KEY_B64"), ("jeeves-old", "PS_OLD_SECRET_KEY_B64"),
+    ]
+
+
+@pytest.mark.parametrize("keys_yaml, message", [
+    ("      - {kty: oct, alg: HS256, k: !env PS_OTHER_B64}\n", "exactly one HS256 key"),
+    ("      - {kty: oct, alg: HS256, k: !env PS_SECRET_KEY_B64}\n      - {kty: oct, alg: HS256, k: c2VjcmV0}\n",
+     "written inline"),
+])
+def test_jwks_the_plugin_cannot_manage_is_refused(keys_yaml, message):
+    with pytest.raises(DomainError, match=message):
+        adoption.parse_config(_with_keys(keys_yaml), RULES)
