@@ -228,6 +228,7 @@ class Application:
         with self._lock(name):
             state = self._load_reconciled(name, dry_run)
             decisions.require_linkable(state, backend)
+            self._require_backend_free(name, backend)
             preload = Preload()  # only Dokku is called until preload.wait()
             if not self.dokku.app_exists(backend):
                 raise DomainError(f"App {backend} does not exist: link an existing backend app")
@@ -1095,6 +1096,18 @@ class Application:
         self.out.warn(
             f"Until then a deploy of {new} fails (it has no config): clone with `dokku apps:clone --skip-deploy`"
         )
+
+    def _require_backend_free(self, name: str, backend: str) -> None:
+        """A backend hands its clients one POWERSYNC_URL: linking a second instance would silently
+        repoint every client of the first."""
+        from powersync_plugin import reads
+
+        others = [other for other in reads.instances_linked_to(backend) if other != name]
+        if others:
+            raise DomainError(
+                f"{backend} is already linked to PowerSync instance {others[0]} (its POWERSYNC_URL points there): "
+                f"one instance per backend; `dokku powersync:unlink {others[0]} {backend}` first"
+            )
 
     def _backend_secrets(self, state: InstanceState) -> BackendSecrets:
         backend = state.link.backend

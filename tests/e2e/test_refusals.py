@@ -77,6 +77,14 @@ def test_link_refuses_a_second_backend_naming_the_first(harness, linked):
     assert f"already linked to {backend.app}" in err
 
 
+def test_link_refuses_a_backend_another_instance_serves(harness, linked):
+    name, backend = linked
+    second = create_instance(harness)
+    err = refused(harness, ["powersync:link", second, backend.app], [name, second, backend.app])
+    assert f"{backend.app} is already linked to PowerSync instance {name}" in err
+    assert harness.run("powersync:destroy", second, "--force").returncode == 0
+
+
 def test_destroy_refuses_while_linked(harness, linked):
     name, backend = linked
     err = refused(harness, ["powersync:destroy", name, "--force"], [name, backend.app])
