@@ -323,8 +323,9 @@ class Application:
             service = state.link.postgres_service
             backend_exists = self.dokku.app_exists(backend)
             backend_keys = self.dokku.config_keys(backend) if backend_exists else []
+            instance_url = state.link.url
             actions = []
-            if "POWERSYNC_URL" in backend_keys:
+            if "POWERSYNC_URL" in backend_keys and self._backend_points_here(backend, instance_url):
                 actions.append(Action(Kind.UNSET_BACKEND_URL, backend, restarts=not no_restart))
             actions.append(Action(Kind.STOP, name))
             if not keep_slots:
@@ -339,7 +340,7 @@ class Application:
             state = self._record(state, new_events)
             cause = state.version
             try:
-                self._apply_unlink(name, backend, service, state, no_restart, keep_slots)
+                self._apply_unlink(name, backend, service, state, no_restart, keep_slots, instance_url)
             except DomainError as exc:
                 self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0])])
                 raise CommandFailed(
@@ -348,13 +349,22 @@ class Application:
             self._record(state, [decisions.outcome(cause, True)])
             self.out.step(f"{name} unlinked from {backend}")
 
+    def _backend_points_here(self, backend: str, instance_url: Optional[str]) -> bool:
+        """Whether the backend's POWERSYNC_URL is still this instance's (an operator may have
+        pointed it elsewhere since; unknown when the link recorded no URL)."""
+        return instance_url is None or self.dokku.config(backend).get("POWERSYNC_URL") == instance_url
+
     def _apply_unlink(
-        self, name: str, backend: str, service: Optional[str], state: InstanceState, no_restart: bool, keep_slots: bool
+        self, name: str, backend: str, service: Optional[str], state: InstanceState, no_restart: bool, keep_slots: bool,
+        instance_url: Optional[str],
     ) -> None:
         """Every step checks before it acts, so an interrupted unlink can simply run again."""
         if self.dokku.app_exists(backend) and "POWERSYNC_URL" in self.dokku.config_keys(backend):
-            self.out.step(f"Removing POWERSYNC_URL from {backend}" + ("" if no_restart else " (restarts it)"))
-            self.dokku.config_unset(backend, ["POWERSYNC_URL"], restart=not no_restart)
+            if self._backend_points_here(backend, instance_url):
+                self.out.step(f"Removing POWERSYNC_URL from {backend}" + ("" if no_restart else " (restarts it)"))
+                self.dokku.config_unset(backend, ["POWERSYNC_URL"], restart=not no_restart)
+            else:
+                self.out.warn(f"POWERSYNC_URL on {backend} no longer points at {name} ({instance_url}): left as it is")
         if self._is_running(name):
             self.out.step(f"Stopping {name}")
             self.dokku.stop(name)
@@ -718,7 +728,9 @@ class Application:
 
     def _finish_interrupted(self, state: InstanceState, version: int, type_: str, dry_run: bool) -> None:
         name = state.name
-        event = next(e for e in self.journal.load(name) if e.version == version)
+        events = self.journal.load(name)
+        event = next(e for e in events if e.version == version)
+        link_before = project(name, events, until=version - 1).link
         self.out.step(f"Revision {version} ({type_}) has no recorded outcome (interrupted): finishing it")
         if dry_run:
             return
@@ -726,7 +738,7 @@ class Application:
             if type_ == ev.BACKEND_UNLINKED:
                 self._apply_unlink(
                     name, event.payload["backend"], state.last_postgres_service, state, True,
-                    bool(event.payload.get("slots_kept")),
+                    bool(event.payload.get("slots_kept")), link_before.url if link_before else None,
                 )
             else:
                 self._apply_destroy(state)
@@ -1037,9 +1049,14 @@ class Application:
             return
         url = ("https://" if self.dokku.tls_enabled(new) else "http://") + vhosts[0]
         backend = state.link.backend
-        if self.dokku.config(backend).get("POWERSYNC_URL") != url:
-            self.out.step(f"Setting POWERSYNC_URL={url} on {backend} (restarts it): {old} is now {new}")
-            self.dokku.config_set(backend, {"POWERSYNC_URL": url}, restart=True)
+        if url == state.link.url:
+            return
+        with self._lock(new):
+            state = self.load(new)
+            if self.dokku.config(backend).get("POWERSYNC_URL") == state.link.url:
+                self.out.step(f"Setting POWERSYNC_URL={url} on {backend} (restarts it): {old} is now {new}")
+                self.dokku.config_set(backend, {"POWERSYNC_URL": url}, restart=True)
+            self._record(state, [ev.NewEvent(ev.URL_CHANGED, {"url": url, "cause": f"apps:rename {old} {new}"})])
 
     def on_app_clone_setup(self, old: str, new: str) -> None:
         """post-app-clone-setup: Dokku copied `old`'s config to `new`. A copy of an instance's

@@ -176,6 +176,8 @@ def _describe(event: ev.StoredEvent) -> str:
         return f"Renamed to {p['to']} (apps:rename; history continues there)"
     if event.type == ev.INSTANCE_RENAMED_FROM:
         return f"Renamed from {p['from']} (apps:rename; the revisions before are {p['from']}'s)"
+    if event.type == ev.URL_CHANGED:
+        return f"URL changed to {p['url']} ({p['cause']})"
     if event.type == ev.BACKEND_RENAMED:
         return f"Backend {p['from']} renamed to {p['to']} (apps:rename)"
     return event.type

@@ -31,6 +31,9 @@ BACKEND_CHANGED = "backend.changed"
 INSTANCE_RENAMED = "instance.renamed"
 INSTANCE_RENAMED_FROM = "instance.renamed_from"
 BACKEND_RENAMED = "backend.renamed"
+# The instance's URL changed under it (its domain followed an apps:rename) and the backend's
+# POWERSYNC_URL was set to the new one.
+URL_CHANGED = "instance.url_changed"
 
 # Intents start a change; outcomes close one, naming the intent's stream version as `cause`.
 INTENT_TYPES = frozenset(
@@ -40,7 +43,7 @@ INTENT_TYPES = frozenset(
     }
 )
 OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})
-OBSERVATION_TYPES = frozenset({BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED})
+OBSERVATION_TYPES = frozenset({BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED, URL_CHANGED})
 KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES | OBSERVATION_TYPES
 
 CURRENT_SCHEMA = {name: 1 for name in KNOWN_TYPES}

@@ -184,6 +184,11 @@ def _backend_renamed(d: Draft, event: ev.StoredEvent) -> None:
         d.link = replace(d.link, backend=p["to"])
 
 
+def _url_changed(d: Draft, event: ev.StoredEvent) -> None:
+    if d.link is not None:
+        d.link = replace(d.link, url=event.payload["url"])
+
+
 def _destroyed(d: Draft, event: ev.StoredEvent) -> None:
     d.destroyed = True
     d.link = None
@@ -234,6 +239,7 @@ _HANDLERS = {
     ev.INSTANCE_RENAMED: _renamed,
     ev.INSTANCE_RENAMED_FROM: _renamed_from,
     ev.BACKEND_RENAMED: _backend_renamed,
+    ev.URL_CHANGED: _url_changed,
     ev.INSTANCE_ADOPTED: _adopted,
     ev.CONFIG_PUBLISHED: _published,
     ev.DEPLOY_SUCCEEDED: _outcome,

@@ -165,3 +165,14 @@ def test_the_next_command_reconciles_an_interrupted_one(harness, source):
     assert "was interrupted: reconciling before this command" in result.stdout
     rows = history(h, name)
     assert [(r["rules_revision"], r["status"]) for r in rows if r["event"] == "rules.set"][-2:] == [("r2", "applied"), ("r3", "applied")]
+
+
+def test_unlink_leaves_a_powersync_url_the_operator_pointed_elsewhere(harness, source):
+    h = harness
+    name, backend = linked_instance(h, source)
+    assert h.run("config:set", "--no-restart", backend.app, "POWERSYNC_URL=https://cloud.example.test").returncode == 0
+    result = h.run("powersync:unlink", name, backend.app)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"POWERSYNC_URL on {backend.app} no longer points at {name}" in result.stdout + result.stderr
+    assert app_config(h, backend.app)["POWERSYNC_URL"] == "https://cloud.example.test"
+    assert h.run("powersync:destroy", name, "--force").returncode == 0

@@ -149,3 +149,10 @@ def test_a_renamed_backend_keeps_the_link_and_a_renamed_instance_stream_is_no_lo
         decisions.require_live(state)
     recreated = stream.add(decisions.decide_create(state, "ps1", "img", "1.25.0", "400m", "separate-database", "t", None))
     assert recreated.live and recreated.renamed_to is None
+
+
+def test_a_url_change_moves_the_link_url_only():
+    stream = created_stream()
+    stream.add(link_events(stream.state))
+    state = stream.add([ev.NewEvent(ev.URL_CHANGED, {"url": "https://new.example", "cause": "apps:rename a b"})])
+    assert state.link.url == "https://new.example" and state.link.backend == "jeeves" and state.pending_intent == 3
