@@ -2,7 +2,8 @@
 instance names right (post-app-rename-setup, post-app-rename, post-app-clone-setup)."""
 import json
 
-from tests.e2e.conftest import RULES, app_config, slots, sync_stream_status, unique
+from tests.e2e.conftest import RULES, app_config, make_backend, make_source, slots, sync_stream_status, unique
+from tests.harness.fixture import make_harness
 from tests.e2e.test_day_two import history, linked_instance
 
 
@@ -115,3 +116,31 @@ def test_a_clone_deployed_by_dokku_fails_its_deploy_until_linked_and_stays_consi
     assert "clone with `dokku apps:clone --skip-deploy`" in result.stdout + result.stderr
     assert info(h, clone, "--linked-backend") == "-" and info(h, clone, "--pending-change") == "-"
     assert h.run("powersync:destroy", clone, "--force").returncode == 0
+
+
+def test_a_rename_that_moves_the_instance_url_repoints_the_backend(images):
+    # Its own harness: a global vhost changes what apps:create does for every later test.
+    h = make_harness()
+    try:
+        assert h.install_plugin().returncode == 0
+        assert h.run("domains:set-global", "apps.example.test").returncode == 0
+        backend = make_backend(h, make_source(h))
+        name, new = unique("ps"), unique("moved")
+        assert h.run("powersync:create", name).returncode == 0
+        assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+        result = h.run("powersync:link", name, backend.app)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert app_config(h, backend.app)["POWERSYNC_URL"] == f"http://{name}.apps.example.test"
+
+        result = h.run("apps:rename", name, new)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert app_config(h, backend.app)["POWERSYNC_URL"] == f"http://{new}.apps.example.test"
+        assert info(h, new, "--url") == f"http://{new}.apps.example.test"
+        assert history(h, new)[-1]["event"] == "instance.url_changed"
+        assert sync_stream_status(new, backend.token(backend.app, None))[0] == 200
+
+        result = h.run("powersync:unlink", new, backend.app)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "POWERSYNC_URL" not in app_config(h, backend.app)
+    finally:
+        h.cleanup()

@@ -41,7 +41,7 @@ their real plugin names, so a plugin's provider sees those sorting before it alr
   ``app-json``: the extracted app.json, ``ps``: restore (modelled from those plugins' property
   clones; the app.json copy is not confirmed);
 - ``domains``: rename keeps OLD's domains and vhost state, turning only ``OLD.<global vhost>``
-  into ``NEW.<global vhost>`` (0.27.0 migration guide) -- no global vhost here, so verbatim;
+  into ``NEW.<global vhost>`` (0.27.0 migration guide; ``domains:set-global`` sets one);
   clone copies no domains (NEW keeps what apps:create gave it; ``apps_2.bats`` expects only
   ``NEW.<global domain>``), its vhost state follows the copied NO_VHOST;
 - not copied: Let's Encrypt state (a community plugin), nginx reload counts, ``deployed`` (NEW is
@@ -75,12 +75,32 @@ def create_app(app: str) -> int:
     state.create_app(app)
     if not quiet():
         info1(f"Creating {app}...")
+    globals_ = global_vhosts()
+    if globals_:
+        # Documented Dokku behaviour (the transcripts' host had no global vhost): the app is
+        # served at APP.<global vhost>.
+        with state.edit_config(app) as cfg:
+            cfg["NO_VHOST"] = "0"
+        with state.edit_app(app) as data:
+            data["domains"] = [f"{app}.{vhost}" for vhost in globals_]
+            data["vhost_enabled"] = True
+        triggers.fire("post-config-update", [app, "set", "NO_VHOST"], quiet=True, stop_on_error=False)
+        triggers.fire("post-domains-update", [app, "enable"], stop_on_error=False)
+        return triggers.fire("post-create", [app])
+    if not quiet():
         info1("Global server virtual host not set, disabling app vhost...")
     with state.edit_config(app) as cfg:
         cfg["NO_VHOST"] = "1"
     triggers.fire("post-config-update", [app, "set", "NO_VHOST"], quiet=True, stop_on_error=False)
     triggers.fire("post-domains-update", [app, "disable"], stop_on_error=False)
     return triggers.fire("post-create", [app])
+
+
+def global_vhosts() -> list[str]:
+    """Dokku's global vhosts, one per line in $DOKKU_ROOT/VHOST (``domains:set-global``)."""
+    from .paths import layout
+    path = layout().dokku_root / "VHOST"
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def apps_create(args):
@@ -296,26 +316,28 @@ for _plugin, _keys in SETUP_COPIES.items():
 
 @triggers.builtin("post-app-rename-setup", "domains")
 def _domains_rename_setup(args):
-    """Rename keeps OLD's domains; only ``OLD.<global vhost>`` would become ``NEW.<global vhost>``
-    (0.27 migration guide), and the harness has no global vhost, so they are copied verbatim."""
+    """Rename keeps OLD's domains, turning only ``OLD.<global vhost>`` into ``NEW.<global vhost>``
+    (0.27 migration guide)."""
     if len(args) < 2 or not state.app_exists(args[0]) or not state.app_exists(args[1]):
         return 0
-    src = state.load_app(args[0])
-    with state.edit_app(args[1]) as data:
-        data["domains"] = list(src["domains"])
+    old, new = args[0], args[1]
+    src = state.load_app(old)
+    renamed = {f"{old}.{vhost}": f"{new}.{vhost}" for vhost in global_vhosts()}
+    with state.edit_app(new) as data:
+        data["domains"] = [renamed.get(domain, domain) for domain in src["domains"]]
         data["vhost_enabled"] = src["vhost_enabled"]
     return 0
 
 
 @triggers.builtin("post-app-clone-setup", "domains")
 def _domains_clone_setup(args):
-    """Clone does not copy domains: NEW keeps what apps:create gave it (none here); whether its
-    vhost is enabled follows the NO_VHOST it got with OLD's env."""
+    """Clone does not copy domains: NEW keeps what apps:create gave it (``NEW.<global vhost>``, or
+    none); whether its vhost is enabled follows the NO_VHOST it got with OLD's env."""
     if len(args) < 2 or not state.app_exists(args[1]):
         return 0
     no_vhost = state.get_config(args[1]).get("NO_VHOST", "1")
     with state.edit_app(args[1]) as data:
-        data["domains"] = []
+        data["domains"] = [f"{args[1]}.{vhost}" for vhost in global_vhosts()]
         data["vhost_enabled"] = no_vhost == "0"
     return 0
 
@@ -492,13 +514,35 @@ def domains_clear(args):
     return 0
 
 
+def domains_set_global(args):
+    _, domains = parse_flags("domains:set-global", args)
+    if not domains:
+        fail("Please specify a global domain name")
+    for d in domains:
+        if not DOMAIN.match(d):
+            fail(f"{d} is invalid. exiting...")
+    from .paths import layout
+    (layout().dokku_root / "VHOST").write_text("".join(d + "\n" for d in domains))
+    info1(f"Set {' '.join(domains)}")
+    return 0
+
+
+def domains_clear_global(args):
+    parse_flags("domains:clear-global", args)
+    from .paths import layout
+    (layout().dokku_root / "VHOST").unlink(missing_ok=True)
+    info1("Cleared global domains")
+    return 0
+
+
 def domains_report(args):
     if not args or args[0].startswith("--"):
         no_app()
     app = state.require_app(args[0])
     data = state.load_app(app)
     base = {"app-enabled": "true" if data["vhost_enabled"] else "false",
-            "app-vhosts": " ".join(data["domains"]), "global-enabled": "false", "global-vhosts": ""}
+            "app-vhosts": " ".join(data["domains"]), "global-enabled": "true" if global_vhosts() else "false",
+            "global-vhosts": " ".join(global_vhosts())}
     rows = {f"domains-{k}": v for k, v in base.items()}
     report(app, "domains information", rows, base, args[1:])
     return 0
@@ -860,7 +904,8 @@ COMMANDS = {
     "ports:set": ports_set, "ports:add": lambda a: ports_set(a, add=True), "ports:clear": ports_clear,
     "ports:remove": ports_remove, "ports:list": ports_list, "ports:report": ports_report,
     "domains:set": domains_set, "domains:add": domains_add, "domains:clear": domains_clear,
-    "domains:report": domains_report,
+    "domains:report": domains_report, "domains:set-global": domains_set_global,
+    "domains:clear-global": domains_clear_global,
     "resource:limit": resource_limit, "resource:limit-clear": resource_limit_clear,
     "resource:report": resource_report,
     "storage:mount": storage_mount, "storage:unmount": storage_unmount, "storage:list": storage_list,

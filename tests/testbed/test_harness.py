@@ -606,3 +606,25 @@ def test_apps_rename_and_clone_keep_postgres_links(harness, harness_web_images):
     assert h.run("postgres:info", svc, "--links").stdout == " ".join(sorted([new, twin])) + " \n"
     assert h.run("postgres:unlink", svc, new, "--no-restart").returncode == 0
     assert h.run("postgres:info", svc, "--links").stdout == f"{twin} \n"
+
+
+def test_global_vhost_names_new_apps_and_follows_renames_and_clones(harness):
+    h = harness
+    assert h.run("domains:set-global", "apps.example.test").stdout == "-----> Set apps.example.test\n"
+    app = h.unique("tvh")
+    created = h.run("apps:create", app)
+    assert "Global server virtual host not set" not in created.stdout
+    assert h.run("domains:report", app, "--domains-app-vhosts").stdout.strip() == f"{app}.apps.example.test"
+    assert h.run("domains:report", app, "--domains-global-vhosts").stdout.strip() == "apps.example.test"
+    h.run("domains:add", app, "custom.example.test")
+    renamed, cloned = h.unique("tvh"), h.unique("tvh")
+    assert h.run("apps:rename", "--skip-deploy", app, renamed).returncode == 0
+    assert h.run("domains:report", renamed, "--domains-app-vhosts").stdout.split() == [
+        f"{renamed}.apps.example.test", "custom.example.test",
+    ]
+    assert h.run("apps:clone", "--skip-deploy", renamed, cloned).returncode == 0
+    assert h.run("domains:report", cloned, "--domains-app-vhosts").stdout.strip() == f"{cloned}.apps.example.test"
+    assert h.run("domains:clear-global").returncode == 0
+    plain = h.unique("tvh")
+    assert "Global server virtual host not set" in h.run("apps:create", plain).stdout
+    assert h.run("domains:report", plain, "--domains-app-vhosts").stdout.strip() == ""
