@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -105,6 +105,29 @@ class Journal:
     def head(self, stream: str) -> int:
         return self._read("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,))[0][0]
 
+    @contextmanager
+    def _transaction(self, streams: str):
+        """A write transaction (BEGIN IMMEDIATE); a unique-key clash means another writer won."""
+        from sqlalchemy.exc import DatabaseError, IntegrityError
+
+        if self._engine is None:
+            self._engine = make_engine(self.path)
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise ConcurrencyError(f"{streams} changed concurrently: retry") from None
+        except DatabaseError as exc:
+            raise JournalError(f"The journal could not be written ({getattr(exc, 'orig', exc)}); nothing was recorded") from None
+
+    @staticmethod
+    def _head_in(connection, stream: str) -> int:
+        from sqlalchemy import func, select
+
+        from powersync_plugin.adapters.journal_schema import events_table
+
+        return connection.execute(select(func.max(events_table.c.version)).where(events_table.c.stream == stream)).scalar() or 0
+
     def append(
         self,
         stream: str,
@@ -115,45 +138,24 @@ class Journal:
         now: Optional[dt.datetime] = None,
     ) -> list[StoredEvent]:
         """Append after `expected_version`, or raise ConcurrencyError if the stream moved."""
-        from sqlalchemy import func, select
-        from sqlalchemy.exc import DatabaseError, IntegrityError
-
         from powersync_plugin.adapters.journal_schema import events_table
 
-        if self._engine is None:
-            self._engine = make_engine(self.path)
-        recorded_at = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        recorded_at = _timestamp(now)
         rows = [
-            {
-                "stream": stream,
-                "version": expected_version + offset,
-                "type": item.type,
-                "schema": item.schema,
-                "payload": json.dumps(dict(item.payload), sort_keys=True),
-                "recorded_at": recorded_at,
-                "actor": actor,
-                "command": command,
-            }
+            _row(stream, expected_version + offset, item, recorded_at, actor, command)
             for offset, item in enumerate(new_events, start=1)
         ]
-        try:
-            with self._engine.begin() as connection:
-                current = connection.execute(
-                    select(func.max(events_table.c.version)).where(events_table.c.stream == stream)
-                ).scalar() or 0
-                if current != expected_version:
-                    raise ConcurrencyError(
-                        f"{stream} changed concurrently (at revision {current}, expected {expected_version}): retry"
-                    )
-                stored = []
-                for row in rows:
-                    sequence = connection.execute(events_table.insert().values(**row)).inserted_primary_key[0]
-                    stored.append(_to_stored((sequence, *row.values())))
-                return stored
-        except IntegrityError:
-            raise ConcurrencyError(f"{stream} changed concurrently: retry") from None
-        except DatabaseError as exc:
-            raise JournalError(f"The journal could not be written ({getattr(exc, 'orig', exc)}); nothing was recorded") from None
+        with self._transaction(stream) as connection:
+            current = self._head_in(connection, stream)
+            if current != expected_version:
+                raise ConcurrencyError(
+                    f"{stream} changed concurrently (at revision {current}, expected {expected_version}): retry"
+                )
+            stored = []
+            for row in rows:
+                sequence = connection.execute(events_table.insert().values(**row)).inserted_primary_key[0]
+                stored.append(_to_stored((sequence, *row.values())))
+            return stored
 
     def continue_stream(
         self, old: str, old_version: int, new: str, renamed: NewEvent, renamed_from: NewEvent, actor: str, command: str,
@@ -161,50 +163,29 @@ class Journal:
         """`apps:rename` of an instance, in one transaction: `new` receives a verbatim copy of
         `old`'s events (same versions, times and actors, so every reference between them still
         holds) followed by `renamed_from`; `old` ends with `renamed`. Nothing is rewritten."""
-        from sqlalchemy import func, select
-        from sqlalchemy.exc import DatabaseError, IntegrityError
+        from sqlalchemy import select
 
         from powersync_plugin.adapters.journal_schema import events_table
 
-        if self._engine is None:
-            self._engine = make_engine(self.path)
-        recorded_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        recorded_at = _timestamp(None)
         columns = ("version", "type", "schema", "payload", "recorded_at", "actor", "command")
-
-        def row(stream: str, version: int, item: NewEvent) -> dict:
-            return {
-                "stream": stream, "version": version, "type": item.type, "schema": item.schema,
-                "payload": json.dumps(dict(item.payload), sort_keys=True), "recorded_at": recorded_at,
-                "actor": actor, "command": command,
-            }
-
-        try:
-            with self._engine.begin() as connection:
-                heads = {
-                    stream: connection.execute(
-                        select(func.max(events_table.c.version)).where(events_table.c.stream == stream)
-                    ).scalar() or 0
-                    for stream in (old, new)
-                }
-                if heads[old] != old_version:
-                    raise ConcurrencyError(f"{old} changed concurrently (at revision {heads[old]}, expected {old_version}): retry")
-                if heads[new]:
-                    raise JournalError(
-                        f"The journal already holds the history of another instance named {new}; "
-                        "its history cannot be merged: rename to a name never used by an instance"
-                    )
-                copied = connection.execute(
-                    select(*(events_table.c[name] for name in columns))
-                    .where(events_table.c.stream == old).order_by(events_table.c.version)
-                ).all()
-                for values in copied:
-                    connection.execute(events_table.insert().values(stream=new, **dict(zip(columns, values))))
-                connection.execute(events_table.insert().values(**row(new, old_version + 1, renamed_from)))
-                connection.execute(events_table.insert().values(**row(old, old_version + 1, renamed)))
-        except IntegrityError:
-            raise ConcurrencyError(f"{old} or {new} changed concurrently: retry") from None
-        except DatabaseError as exc:
-            raise JournalError(f"The journal could not be written ({getattr(exc, 'orig', exc)}); nothing was recorded") from None
+        with self._transaction(f"{old} or {new}") as connection:
+            current = self._head_in(connection, old)
+            if current != old_version:
+                raise ConcurrencyError(f"{old} changed concurrently (at revision {current}, expected {old_version}): retry")
+            if self._head_in(connection, new):
+                raise JournalError(
+                    f"The journal already holds the history of another instance named {new}; "
+                    "its history cannot be merged: rename to a name never used by an instance"
+                )
+            copied = connection.execute(
+                select(*(events_table.c[name] for name in columns))
+                .where(events_table.c.stream == old).order_by(events_table.c.version)
+            ).all()
+            for values in copied:
+                connection.execute(events_table.insert().values(stream=new, **dict(zip(columns, values))))
+            for stream, item in ((new, renamed_from), (old, renamed)):
+                connection.execute(events_table.insert().values(**_row(stream, old_version + 1, item, recorded_at, actor, command)))
 
     def history_window(self, stream: str, limit: int, types: Optional[Sequence[str]] = None) -> int:
         """The version where the last `limit` shown events (not outcomes; of `types` if given) start."""
@@ -273,6 +254,24 @@ class Journal:
     def iter_all(self) -> Iterable[StoredEvent]:
         for row in self._read(f"SELECT {_COLUMNS} FROM events ORDER BY sequence"):
             yield _to_stored(row)
+
+
+def _timestamp(now: Optional[dt.datetime]) -> str:
+    return (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _row(stream: str, version: int, item: NewEvent, recorded_at: str, actor: str, command: str) -> dict:
+    """An events row, its keys in the table's column order (_to_stored relies on it)."""
+    return {
+        "stream": stream,
+        "version": version,
+        "type": item.type,
+        "schema": item.schema,
+        "payload": json.dumps(dict(item.payload), sort_keys=True),
+        "recorded_at": recorded_at,
+        "actor": actor,
+        "command": command,
+    }
 
 
 def _to_stored(row: tuple) -> StoredEvent:
