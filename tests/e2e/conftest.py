@@ -103,6 +103,23 @@ def create_instance(h, *flags: str) -> str:
     return name
 
 
+def linked_instance(h, source: str, *link_flags: str) -> tuple[str, Backend]:
+    """A new backend on `source` and an instance with RULES linked to it: (instance, backend)."""
+    backend = make_backend(h, source)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    result = h.run("powersync:link", name, backend.app, *link_flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return name, backend
+
+
+def history(h, name: str, *flags: str) -> list[dict]:
+    """`powersync:history NAME --format json [flags]`, parsed."""
+    result = h.run("powersync:history", name, "--format", "json", *flags)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 @pytest.fixture
 def instance(harness):
     return create_instance(harness)

@@ -3,17 +3,13 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import app_config, journal_rows, make_backend, snapshot, unique
+from tests.e2e.conftest import app_config, history, journal_rows, make_backend, snapshot, unique
 from tests.e2e.jeeves import deploy_jeeves
 
 READ_ONLY = {
     "apps:exists", "config:export", "config:keys", "postgres:info", "git:report", "storage:list", "domains:report",
     "ports:report", "postgres:connect",
 }
-
-
-def history(h, name):
-    return json.loads(h.run("powersync:history", name, "--format", "json").stdout)
 
 
 @pytest.mark.parametrize("layout", ["config-b64", "config-b64-old-key", "config-path", "config-path-rules-file"])

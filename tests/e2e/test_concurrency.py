@@ -3,7 +3,7 @@ import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.e2e.conftest import RULES, app_config, create_instance, journal_rows, make_backend, unique
+from tests.e2e.conftest import RULES, app_config, create_instance, journal_rows, linked_instance, unique
 
 OK_FAILURES = ("is busy", "changed concurrently")
 
@@ -52,10 +52,7 @@ def test_eight_creates_at_once(harness):
 
 def test_concurrent_publishes_end_in_the_state_the_journal_describes(harness, source):
     h = harness
-    backend = make_backend(h, source)
-    name = create_instance(h)
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    assert h.run("powersync:link", name, backend.app).returncode == 0
+    name, backend = linked_instance(h, source)
     rules = [RULES + f"  c{i}:\n    data:\n      - SELECT * FROM lists\n" for i in range(4)]
     results = run_many(h, [(["powersync:set-rules", name], text) for text in rules], env={"POWERSYNC_LOCK_TIMEOUT": "8"})
     for result in results:

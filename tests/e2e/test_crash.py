@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RULES, RULES_2, create_instance, journal_rows, make_backend, slots, sync_stream_status
+from tests.e2e.conftest import RULES_2, linked_instance, slots, sync_stream_status
 
 
 def run_and_kill(h, args, input_text, marker, until_new_container=None):
@@ -54,10 +54,7 @@ def integrity_ok(h):
 )
 def test_set_rules_killed_then_reconciled(harness, source, marker, until_new_container):
     h = harness
-    backend = make_backend(h, source)
-    name = create_instance(h)
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    assert h.run("powersync:link", name, backend.app).returncode == 0
+    name, backend = linked_instance(h, source)
     run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker, until_new_container and name)
     assert integrity_ok(h)
     history = h.run("powersync:history", name).stdout
@@ -81,10 +78,7 @@ def test_set_rules_killed_then_reconciled(harness, source, marker, until_new_con
 
 def test_unlink_killed_during_teardown_then_reconciled(harness, source):
     h = harness
-    backend = make_backend(h, source)
-    name = create_instance(h)
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    assert h.run("powersync:link", name, backend.app).returncode == 0
+    name, backend = linked_instance(h, source)
     prefix = h.run("powersync:info", name, "--slot-prefix").stdout.strip()
     run_and_kill(h, ["powersync:unlink", name, backend.app], "", "Tearing down")
     assert integrity_ok(h)

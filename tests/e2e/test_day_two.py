@@ -5,16 +5,9 @@ import signal
 import subprocess
 import time
 
-from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, journal_rows, make_backend, slots, sync_stream_status
-
-
-def linked_instance(h, source, *link_flags):
-    backend = make_backend(h, source)
-    name = create_instance(h)
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    result = h.run("powersync:link", name, backend.app, *link_flags)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return name, backend
+from tests.e2e.conftest import (
+    RULES, RULES_2, app_config, create_instance, history, journal_rows, linked_instance, slots, sync_stream_status,
+)
 
 
 def kill_set_rules_after_its_append(h, name, rules) -> int:
@@ -33,10 +26,6 @@ def kill_set_rules_after_its_append(h, name, rules) -> int:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     return before
-
-
-def history(h, name):
-    return json.loads(h.run("powersync:history", name, "--format", "json").stdout)
 
 
 def test_upgrade_is_one_restart_and_a_downgrade_is_refused(harness, source):

@@ -1,7 +1,7 @@
 """Issue 4: history with statuses, --show, --diff, rollback-rules, and side-effect-free dry runs."""
 import json
 
-from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, make_backend, snapshot, slots
+from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, history, make_backend, snapshot, slots
 
 BROKEN = """bucket_definitions:
   joined:
@@ -12,12 +12,6 @@ READ_ONLY = {
     "apps:exists", "config:export", "config:keys", "ports:report", "domains:report", "letsencrypt:active",
     "postgres:exists", "postgres:info", "postgres:connect", "config:get",
 }
-
-
-def history(h, name, *flags):
-    result = h.run("powersync:history", name, "--format", "json", *flags)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def assert_dry_run_changes_nothing(h, args, apps, input=None):

@@ -3,13 +3,7 @@ import json
 
 import docker
 
-from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, slots, sync_stream_status
-
-
-def history(h, name):
-    result = h.run("powersync:history", name, "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, history, slots, sync_stream_status
 
 
 def test_full_lifecycle(harness, backend):

@@ -2,9 +2,10 @@
 instance names right (post-app-rename-setup, post-app-rename, post-app-clone-setup)."""
 import json
 
-from tests.e2e.conftest import RULES, app_config, make_backend, make_source, slots, sync_stream_status, unique
+from tests.e2e.conftest import (
+    RULES, app_config, history, linked_instance, make_backend, make_source, slots, sync_stream_status, unique,
+)
 from tests.harness.fixture import make_harness
-from tests.e2e.test_day_two import history, linked_instance
 
 
 def info(h, name, flag):
