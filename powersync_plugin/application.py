@@ -247,13 +247,12 @@ class Application:
                     f"create on a dokku-postgres service; {backend}'s DATABASE_URL is not one. Recreate the instance "
                     "with --storage same-database or --storage postgresql://..."
                 )
-            vhosts = self.dokku.vhosts(name)
-            if not vhosts:
+            url = self._instance_url(name)
+            if url is None:
                 raise DomainError(
                     f"{name} has no domain, so there is no POWERSYNC_URL to give {backend}: "
                     f"`dokku domains:set {name} <domain>` first"
                 )
-            url = ("https://" if self.dokku.tls_enabled(name) else "http://") + vhosts[0]
             if service is not None:
                 self._check_source(service, configure_source)
             else:
@@ -321,20 +320,9 @@ class Application:
             state = self._load_reconciled(name, dry_run)
             new_events = decisions.decide_unlink(state, backend, keep_slots)
             service = state.link.postgres_service
-            backend_exists = self.dokku.app_exists(backend)
-            backend_keys = self.dokku.config_keys(backend) if backend_exists else []
             instance_url = state.link.url
-            actions = []
-            if "POWERSYNC_URL" in backend_keys and self._backend_points_here(backend, instance_url):
-                actions.append(Action(Kind.UNSET_BACKEND_URL, backend, restarts=not no_restart))
-            actions.append(Action(Kind.STOP, name))
-            if not keep_slots:
-                actions.append(Action(Kind.TEARDOWN, name, detail=f"slots {state.slot_prefix}* and storage tables"))
-            if service:
-                actions.append(Action(Kind.UNLINK_DATABASE, name, detail=f"postgres service {service}"))
-            actions.append(Action(Kind.UNSET_CONFIG, name, keys=DERIVED_KEYS))
             if dry_run:
-                self._print_plan(Plan(tuple(actions)))
+                self._print_plan(self._unlink_plan(state, backend, no_restart, keep_slots))
                 return
             self.out.header(f"Unlinking {name} from {backend}")
             state = self._record(state, new_events)
@@ -348,6 +336,23 @@ class Application:
                 ) from None
             self._record(state, [decisions.outcome(cause, True)])
             self.out.step(f"{name} unlinked from {backend}")
+
+    def _unlink_plan(self, state: InstanceState, backend: str, no_restart: bool, keep_slots: bool) -> Plan:
+        """What _apply_unlink would do (it re-checks each step itself, so a real run skips this)."""
+        name, service = state.name, state.link.postgres_service
+        actions = []
+        if (
+            self.dokku.app_exists(backend) and "POWERSYNC_URL" in self.dokku.config_keys(backend)
+            and self._backend_points_here(backend, state.link.url)
+        ):
+            actions.append(Action(Kind.UNSET_BACKEND_URL, backend, restarts=not no_restart))
+        actions.append(Action(Kind.STOP, name))
+        if not keep_slots:
+            actions.append(Action(Kind.TEARDOWN, name, detail=f"slots {state.slot_prefix}* and storage tables"))
+        if service:
+            actions.append(Action(Kind.UNLINK_DATABASE, name, detail=f"postgres service {service}"))
+        actions.append(Action(Kind.UNSET_CONFIG, name, keys=DERIVED_KEYS))
+        return Plan(tuple(actions))
 
     def _backend_points_here(self, backend: str, instance_url: Optional[str]) -> bool:
         """Whether the backend's POWERSYNC_URL is still this instance's (an operator may have
@@ -1038,18 +1043,22 @@ class Application:
                 self._record(instance, [ev.NewEvent(ev.BACKEND_RENAMED, {"from": old, "to": new})])
                 self.out.step(f"PowerSync instance {name} is now linked to {new} (was {old})")
 
+    def _instance_url(self, name: str) -> Optional[str]:
+        """The URL clients reach the instance at (its first domain), or None without a domain."""
+        vhosts = self.dokku.vhosts(name)
+        if not vhosts:
+            return None
+        return ("https://" if self.dokku.tls_enabled(name) else "http://") + vhosts[0]
+
     def on_app_renamed(self, old: str, new: str) -> None:
         """post-app-rename: a renamed instance whose domain followed the app name (the global
         vhost) serves another URL now; its backend must hand clients the new one."""
         state = self.load(new)
         if not state.live or state.link is None or not self.dokku.app_exists(state.link.backend):
             return
-        vhosts = self.dokku.vhosts(new)
-        if not vhosts:
-            return
-        url = ("https://" if self.dokku.tls_enabled(new) else "http://") + vhosts[0]
+        url = self._instance_url(new)
         backend = state.link.backend
-        if url == state.link.url:
+        if url is None or url == state.link.url:
             return
         with self._lock(new):
             state = self.load(new)
