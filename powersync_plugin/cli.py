@@ -133,7 +133,7 @@ def destroy(name: str, force: bool, dry_run: bool) -> None:
     """Destroy an unlinked instance: storage, app and files (history stays)."""
 
     def confirm(expected: str) -> bool:
-        click.echo(f" !     WARNING: Potentially Destructive Action", err=True)
+        click.echo(" !     WARNING: Potentially Destructive Action", err=True)
         click.echo(f" !     This command will destroy the PowerSync instance {expected}.", err=True)
         click.echo(f" !     To proceed, type \"{expected}\"", err=True)
         line = click.get_text_stream("stdin").readline()

@@ -1,7 +1,7 @@
 """Issue 4: history with statuses, --show, --diff, rollback-rules, and side-effect-free dry runs."""
 import json
 
-from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, history, make_backend, snapshot, slots
+from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, history, make_backend, snapshot
 
 BROKEN = """bucket_definitions:
   joined:

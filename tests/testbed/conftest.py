@@ -362,7 +362,7 @@ class ProbePlugin:
     def _repo(self, name: str, fail_install: bool) -> Path:
         repo = self.harness.root / f"src-{name}"
         (repo / "subcommands").mkdir(parents=True)
-        (repo / "plugin.toml").write_text(f'[plugin]\ndescription = "probe"\nversion = "0.0.1"\n[plugin.config]\n')
+        (repo / "plugin.toml").write_text('[plugin]\ndescription = "probe"\nversion = "0.0.1"\n[plugin.config]\n')
         for trigger in PROBE_TRIGGERS:
             (repo / trigger).write_text(PROBE_SCRIPT.replace("__LOG__", str(self.log_path)))
         (repo / "commands").write_text(PROBE_COMMANDS)

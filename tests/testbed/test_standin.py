@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from .conftest import (
-    API_TOKEN,
     AUDIENCE,
     KID,
     PG_IMAGE,

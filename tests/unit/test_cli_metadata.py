@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from powersync_plugin.cli import cli, main
 from powersync_plugin.help_text import dokku_help, readme_with_reference

@@ -4,7 +4,7 @@ import pytest
 from powersync_plugin import reads
 from powersync_plugin.adapters.journal import Journal, create_or_upgrade
 from powersync_plugin.core import decisions
-from tests.unit.test_projector_and_decisions import Stream, created_stream, link_events
+from tests.unit.test_projector_and_decisions import created_stream, link_events
 
 
 @pytest.fixture
