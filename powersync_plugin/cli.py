@@ -457,7 +457,7 @@ def _report_timings(started: float) -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     profile_to = os.environ.get("POWERSYNC_PROFILE")
-    if profile_to:  # a developer's view of where a command's own time goes (benchmarks/README.md)
+    if profile_to:  # a developer's view of where a command's own time goes (README: Performance)
         import cProfile
 
         profiler = cProfile.Profile()
