@@ -264,6 +264,33 @@ def test_invalid_rules_exit_1(ps_standin, ps_instance):
 
 
 # ---------------------------------------------------------------------------------- rules versions
+def test_running_instance_holds_its_slot_active(ps_standin, ps_instance):
+    """As the real service does (a walsender stream): while it runs, its slot is active and
+    Postgres refuses to drop it; a clean stop releases it, and the slot keeps being confirmed."""
+    pg, prefix = ps_instance["pg"], ps_instance["prefix"]
+    si = ps_standin(ps_instance["config"])
+    si.wait_ready()
+    [slot] = wait_slots(pg, prefix)
+    wait_for(lambda: pg.psql(f"SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'") == "t", 20,
+             "slot active")
+    assert pg.psql(
+        f"SELECT backend_type FROM pg_stat_activity WHERE pid = "
+        f"(SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}')"
+    ) == "walsender"
+    dropped = pg.psql(f"SELECT pg_drop_replication_slot('{slot}')", check=False)
+    assert f'replication slot "{slot}" is active for PID' in dropped
+    pg.psql("CREATE TABLE IF NOT EXISTS standin_wal_filler (n int); INSERT INTO standin_wal_filler SELECT generate_series(1, 1000)")
+    target = pg.psql("SELECT pg_current_wal_lsn()")
+    wait_for(lambda: pg.psql(
+        f"SELECT confirmed_flush_lsn >= '{target}' FROM pg_replication_slots WHERE slot_name = '{slot}'") == "t",
+        30, "slot confirmed past the new WAL")
+    assert stop(si) == 0
+    wait_for(lambda: pg.psql(f"SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'") == "f", 10,
+             "slot released")
+    pg.psql(f"SELECT pg_drop_replication_slot('{slot}')")
+    assert pg.slots(prefix) == []
+
+
 def test_rules_versions_and_slots(ps_standin, ps_instance):
     pg, prefix = ps_instance["pg"], ps_instance["prefix"]
     cfg = ps_instance["config"]

@@ -299,10 +299,24 @@ export class Storage {
   }
 }
 
+// Microseconds between the Unix epoch and Postgres's (2000-01-01), for standby status updates.
+const PG_EPOCH_OFFSET_US = 946684800000000n;
+
+function lsnText(lsn) {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
+function lsnValue(text) {
+  const [hi, lo] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
 export class Source {
   constructor(conn) {
     this.conn = conn;
     this.pool = makePool(conn, 'powersync');
+    // slot name -> {client, confirmed (BigInt), open}: the walsender streams this process holds.
+    this.streams = new Map();
   }
 
   async query(text, params) {
@@ -310,7 +324,82 @@ export class Source {
   }
 
   async close() {
+    await this.stopStreams();
     await this.pool.end().catch(() => {});
+  }
+
+  /**
+   * The real service replicates over a walsender connection (START_REPLICATION ... LOGICAL), so
+   * while it runs Postgres shows its slot active and refuses to drop it ("replication slot ... is
+   * active for PID N"). The stand-in holds the same kind of stream and confirms the positions the
+   * server sends, which is what moves the slot's confirmed_flush_lsn forward.
+   */
+  async startStream(name) {
+    if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`invalid slot name ${name}`);
+    const client = new pg.Client({
+      host: this.conn.host, port: this.conn.port, user: this.conn.user, password: this.conn.password,
+      database: this.conn.database, ssl: this.conn.ssl, replication: 'database', application_name: 'powersync'
+    });
+    const stream = { client, confirmed: 0n, open: true };
+    this.streams.set(name, stream);
+    const closed = (why) => {
+      if (!stream.open) return;
+      stream.open = false;
+      if (this.streams.get(name) === stream) this.streams.delete(name);
+      if (why) logger.warn(`Replication stream of ${name} ended: ${why}`);
+      client.end().catch(() => {});
+    };
+    client.on('error', (e) => closed(e.message));
+    try {
+      await client.connect();
+    } catch (e) {
+      closed(e.message);
+      throw e;
+    }
+    client.connection.on('copyData', ({ chunk }) => {
+      if (chunk[0] === 0x77) {
+        // XLogData: the start of the record is safe to confirm once received.
+        const start = chunk.readBigUInt64BE(1);
+        if (start > stream.confirmed) stream.confirmed = start;
+      } else if (chunk[0] === 0x6b) {
+        // Primary keepalive: everything up to the server's sent position has been seen.
+        const end = chunk.readBigUInt64BE(1);
+        if (end > stream.confirmed) stream.confirmed = end;
+        if (chunk[17]) this.sendFeedback(stream);
+      }
+    });
+    client
+      .query(`START_REPLICATION SLOT "${name}" LOGICAL 0/0 (proto_version '1', publication_names 'powersync')`)
+      .then(() => closed(null), (e) => closed(e.message));
+    return stream;
+  }
+
+  sendFeedback(stream) {
+    if (!stream.open) return;
+    const buf = Buffer.alloc(34);
+    buf[0] = 0x72; // 'r': standby status update
+    buf.writeBigUInt64BE(stream.confirmed, 1); // written
+    buf.writeBigUInt64BE(stream.confirmed, 9); // flushed
+    buf.writeBigUInt64BE(stream.confirmed, 17); // applied
+    buf.writeBigUInt64BE(BigInt(Date.now()) * 1000n - PG_EPOCH_OFFSET_US, 25);
+    buf[33] = 0;
+    try {
+      stream.client.connection.sendCopyFromChunk(buf);
+    } catch (e) {
+      logger.warn(`Could not confirm replication progress: ${e.message}`);
+    }
+  }
+
+  async stopStreams() {
+    await Promise.all([...this.streams.keys()].map((name) => this.stopStream(name)));
+  }
+
+  async stopStream(name) {
+    const stream = this.streams.get(name);
+    if (!stream) return;
+    this.streams.delete(name);
+    stream.open = false;
+    await Promise.race([stream.client.end().catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
   }
 
   /** Returns a list of {level, message} problems with the source configuration. */
@@ -349,20 +438,31 @@ export class Source {
   }
 
   async dropSlot(name) {
-    const r = await this.query(
-      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`,
-      [name]
-    );
-    return r.rowCount > 0;
+    await this.stopStream(name);
+    // The walsender of a just-closed stream can take a moment to exit; until then the slot is
+    // still active and Postgres refuses the drop.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await this.query(
+          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`,
+          [name]
+        );
+        return r.rowCount > 0;
+      } catch (e) {
+        if (attempt >= 20 || !/is active for PID/.test(e.message)) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
-  /** Consumes nothing, but moves the slot forward like a live stream would; returns the LSN. */
+  /** Keeps the slot's walsender stream open and confirms what it received; returns the LSN. */
   async advanceSlot(name) {
-    const r = await this.query(
-      `SELECT end_lsn::text AS lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())`,
-      [name]
-    );
-    return r.rows[0]?.lsn ?? null;
+    let stream = this.streams.get(name);
+    if (!stream) stream = await this.startStream(name);
+    const current = lsnValue(await this.currentLsn());
+    if (stream.confirmed === 0n) return lsnText(current);
+    this.sendFeedback(stream);
+    return lsnText(stream.confirmed);
   }
 
   async currentLsn() {

@@ -148,6 +148,7 @@ export class Service {
                 logger.warn('Lost replication lock');
                 this.holdsLock = false;
                 clearInterval(this.refreshTimer);
+                await this.source.stopStreams();
               }
             });
           } else {
