@@ -3,8 +3,9 @@
 Each record: ``tool`` (dokku|plugn), ``argv`` (secrets masked), ``user``, ``uid``,
 ``invoked_uid`` (uid before the re-exec to ``dokku``), ``pid``, ``ppid``, ``started``/``ended``
 (unix seconds), ``rc``, ``triggers`` (every trigger the harness fired: name, args, quiet, rc),
-``deploys`` (every deploy cycle: app, reason, image, new/old container, outcome) and
-``containers`` (started / stopped / removed container names).
+``deploys`` (every deploy cycle: app, reason, image, new/old container, outcome),
+``containers`` (started / stopped / removed container names) and, for ``postgres:connect`` fed
+on stdin, ``stdin`` (the SQL, passwords masked).
 
 Values of config vars never reach the log: ``K=V`` arguments become ``K=***`` and any URL
 password becomes ``***``. Records are written when the process ends, so a nested call (a
@@ -88,6 +89,25 @@ def note_container(kind: str, name: str) -> None:
 def note_deploy(event: dict) -> None:
     if _record is not None:
         _record["deploys"].append(event)
+
+
+_SQL_PASSWORD = re.compile(r"(\bPASSWORD\s+)('(?:[^']|'')*'|\S+)", re.IGNORECASE)
+
+
+def mask_sql(text: str) -> str:
+    """SQL as it may be logged: URL passwords and ``PASSWORD '...'`` literals become ``***``."""
+    return _SQL_PASSWORD.sub(lambda m: m.group(1) + MASK, mask_arg_text(text))
+
+
+def mask_arg_text(text: str) -> str:
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+
+
+def note_stdin(text: str) -> None:
+    """What a command read on stdin (``postgres:connect``'s SQL), masked: tests tell a read-only
+    query from a write by it."""
+    if _record is not None:
+        _record["stdin"] = mask_sql(text)
 
 
 def finish(rc: int) -> None:

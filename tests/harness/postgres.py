@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 
-from . import state, triggers
+from . import calllog, state, triggers
 from .config import set_config, unset_config
 from .deploy import docker, harness_labels, inspect
 from .output import (APP_MISSING_EXIT, DokkuExit, err, fail, info1, info2, out, quiet, verbose, warn)
@@ -376,9 +376,15 @@ def connect(args):
     svc = require(args[0] if args else None)
     env = dict(os.environ, PGPASSWORD=_read(svc, "PASSWORD"))
     tty = ["-t"] if sys.stdin.isatty() else []
+    # Piped SQL is read here and handed on unchanged (psql sees the same bytes), so the call log
+    # can say what ran: a dry run may only read.
+    script = None if tty else sys.stdin.read()
+    if script is not None:
+        calllog.note_stdin(script)
     sys.stdout.flush()
     res = subprocess.run(["docker", "exec", "-i", *tty, "-e", "PGPASSWORD", container_name(svc), "psql",
-                          "-v", "ON_ERROR_STOP=1", "-h", "localhost", "-U", "postgres", db_name(svc)], env=env)
+                          "-v", "ON_ERROR_STOP=1", "-h", "localhost", "-U", "postgres", db_name(svc)], env=env,
+                         input=script, text=script is not None)
     return res.returncode
 
 
