@@ -1,15 +1,17 @@
 """``apps:*`` (``rename`` and ``clone`` below), ``ports:*``, ``domains:*``, ``resource:*``,
-``storage:*``, ``docker-options:*``, ``checks:*``, ``network:*``, ``letsencrypt:*``, ``nginx:*``
+``storage:*``, ``docker-options:*``, ``checks:*``, ``network:*``, ``nginx:*``
 (facts: dokku-transcripts.md).
 
 Modelled where the transcripts are silent (documented Dokku behaviour, simplified):
-- ``ports:add``/``ports:clear``/``ports:remove`` fire ``post-proxy-ports-update APP add|clear|remove``.
+- ``ports:add``/``ports:clear``/``ports:remove`` fire ``post-proxy-ports-update APP add|clear|remove``;
+  ``ports:set``/``ports:add`` keep the map sorted (Go's ``sort.Strings``) and refuse a reused
+  scheme:host-port (`` !     Error validating [new |all ]port mappings: The same scheme:host-port is
+  being reused: http:80``), as dokku/dokku v0.38.27 ``plugins/ports`` does.
 - ``domains:add`` prints ``-----> Added DOMAIN to APP``, ``domains:clear`` ``-----> Cleared domains
   in APP``; only ``domains:set`` clears the ports map (the trap recorded on 0.38.27).
 - ``checks:disable|enable`` print ``-----> Disabling|Enabling zero downtime for app's (APP)
   proctypes (web)``.
-- ``letsencrypt:enable`` prints ``=====> Let's Encrypt APP`` / ``-----> Certificate retrieved
-  successfully.``, records TLS on; ``nginx:reload`` prints nothing and is counted.
+- ``letsencrypt:*`` and ``certs:*``: see ``certs.py``; ``nginx:reload`` prints nothing and is counted.
 - ``network:report`` lists the fields of the transcript; only ``bind-all-interfaces`` is settable.
 
 ``apps:rename [--skip-deploy] OLD NEW`` and ``apps:clone [--skip-deploy] [--ignore-existing] OLD
@@ -366,6 +368,16 @@ def _validate_maps(maps):
             fail(f"Invalid port map {m}")
 
 
+def _refuse_reuse(maps, which):
+    """reusesSchemeHostPort: one mapping per scheme:host-port (an identical map is reused too)."""
+    seen = set()
+    for m in maps:
+        key = ":".join(m.split(":")[:2])
+        if key in seen:
+            fail(f"Error validating {which}port mappings: The same scheme:host-port is being reused: {key}")
+        seen.add(key)
+
+
 def _map_json(maps):
     items = []
     for m in maps:
@@ -384,8 +396,13 @@ def ports_set(args, *, add=False):
     if not maps:
         fail("No port mappings specified")
     _validate_maps(maps)
+    _refuse_reuse(maps, "new " if add else "")
     with state.edit_app(app) as data:
-        data["ports"] = (data["ports"] + [m for m in maps if m not in data["ports"]]) if add else maps
+        if add:
+            _refuse_reuse(data["ports"] + maps, "all ")
+        # setPortMaps (plugins/ports/functions.go): the stored list is sorted with Go's sort.Strings
+        # and holds each map once.
+        data["ports"] = sorted(set((data["ports"] + maps) if add else maps))
     triggers.fire("post-proxy-ports-update", [app, "add" if add else "set"], stop_on_error=False)
     return 0
 
@@ -432,11 +449,10 @@ def ports_list(args):
 
 
 def detected_ports(app) -> list[str]:
-    from . import deploy
+    from . import certs, deploy
     exposed = deploy.image_exposed_ports(app)
-    if exposed:
-        return [f"http:{p}:{p}" for p in exposed]
-    return ["http:80:5000"]
+    detected = [f"http:{p}:{p}" for p in exposed] if exposed else ["http:80:5000"]
+    return certs.detected_with_certs(app, detected)
 
 
 def ports_report(args):
@@ -844,37 +860,7 @@ def network_list(args):
     return 0
 
 
-# ---- letsencrypt / nginx / app-json --------------------------------------------------------
-
-def letsencrypt_enable(args):
-    if not args:
-        no_app()
-    app = state.require_app(args[0])
-    with state.edit_app(app) as data:
-        data["letsencrypt"] = True
-        data["letsencrypt_enables"] = data.get("letsencrypt_enables", 0) + 1
-    info2(f"Let's Encrypt {app}")
-    info1("Certificate retrieved successfully.")
-    return 0
-
-
-def letsencrypt_disable(args):
-    if not args:
-        no_app()
-    app = state.require_app(args[0])
-    with state.edit_app(app) as data:
-        data["letsencrypt"] = False
-    info1(f"Disabling letsencrypt for app {app}")
-    return 0
-
-
-def letsencrypt_active(args):
-    if not args:
-        no_app()
-    app = state.require_app(args[0])
-    out("true" if state.load_app(app)["letsencrypt"] else "false")
-    return 0
-
+# ---- nginx / app-json (letsencrypt: certs.py) ----------------------------------------------
 
 def nginx_reload(args):
     from .paths import layout
@@ -918,7 +904,6 @@ COMMANDS = {
     "checks:enable": lambda a: _checks_set(a, None, "Enabling"),
     "checks:report": checks_report, "checks:run": checks_run,
     "network:report": network_report, "network:set": network_set, "network:list": network_list,
-    "letsencrypt:enable": letsencrypt_enable, "letsencrypt:disable": letsencrypt_disable,
-    "letsencrypt:active": letsencrypt_active, "nginx:reload": nginx_reload,
+    "nginx:reload": nginx_reload,
     "app-json:report": app_json_report,
 }

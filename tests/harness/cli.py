@@ -14,12 +14,12 @@ import pwd
 import subprocess
 import sys
 
-from . import apps, calllog, config, deploy, git, plugins, postgres, triggers
+from . import apps, calllog, certs, config, deploy, git, plugins, postgres, triggers
 from .output import DokkuExit, out, warn
 from .paths import DOKKU_USER, NOT_IMPLEMENTED_EXIT, layout, plugin_env, python_bin
 
 COMMANDS: dict = {}
-for module in (apps, config, deploy, git, postgres, plugins):
+for module in (apps, certs, config, deploy, git, postgres, plugins):
     COMMANDS.update(module.COMMANDS)
 COMMANDS["help"] = plugins.help_cmd
 

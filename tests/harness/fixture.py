@@ -133,3 +133,19 @@ def make_harness(tmp_path=None, *, fast: bool = True) -> HarnessFixture:
     root = Path(tempfile.mkdtemp(prefix="dokku-harness-"))
     os.chmod(root, 0o755)
     return HarnessFixture(root, fast=fast)
+
+
+def self_signed_cert(h: Harness, *domains: str) -> tuple[Path, Path]:
+    """A self-signed certificate and key for ``domains`` (first one the CN), made with ``openssl``
+    in a directory the dokku user can read, for ``certs:add APP CRT KEY`` (or a tarball of both)."""
+    directory = Path(tempfile.mkdtemp(prefix="certs-", dir=h.root))
+    os.chmod(directory, 0o755)
+    crt, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "30", "-subj", f"/CN={domains[0]}", "-addext",
+         "subjectAltName=" + ",".join(f"DNS:{d}" for d in domains), "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True)
+    for path in (crt, key):
+        os.chmod(path, 0o644)
+    return crt, key

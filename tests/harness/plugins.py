@@ -221,7 +221,7 @@ def plugin_trigger(args):
 
 
 BUILTIN_HELP = [
-    ("apps", "Manage apps"), ("checks", "Manage zero-downtime settings"),
+    ("apps", "Manage apps"), ("certs", "Manage SSL (TLS) certs"), ("checks", "Manage zero-downtime settings"),
     ("config", "Manage global and app-specific config vars"),
     ("docker-options", "Manage docker options for an app"), ("domains", "Manage domains used by the proxy"),
     ("git", "Manage app deploys via git"), ("letsencrypt", "Manage the letsencrypt integration"),

@@ -416,6 +416,8 @@ def test_storage_docker_options_logs_and_tls_records(harness, harness_web_images
     assert res.stdout.startswith("from the host\n127.0.0.2")
     r = h.run("logs", app, "-n", "5")
     assert r.returncode == 0 and "app[web.1]:\x1b[0m listening on 5000" in r.stdout
+    assert h.run("letsencrypt:enable", app).returncode == 1  # dokku-letsencrypt needs a domain
+    h.run("domains:set", app, "tstore.example.test")
     assert h.run("letsencrypt:enable", app).returncode == 0
     assert h.run("nginx:reload").returncode == 0
     assert h.app_state(app)["letsencrypt"] is True and h.nginx_reloads() == 1
