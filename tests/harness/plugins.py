@@ -14,6 +14,13 @@
   trigger of every enabled plugin.
 - ``plugin:install-dependencies``: the ``dependencies`` trigger of every enabled plugin.
 - The emulated dokku-postgres shows up in ``plugin:list`` / ``plugin:installed postgres``.
+- ``help [--all]`` scans and runs like the ``help | ''`` case of Dokku 0.38.27's ``dokku`` script:
+  ``find -L plugins/enabled -name commands`` (the WHOLE plugin tree, symlinks followed), each match
+  run with ``help`` under ``set -eo pipefail``, so a directory named ``commands`` anywhere in a
+  plugin (a venv's ``pip/_internal/commands``) makes ``dokku help`` exit 126 "Is a directory".
+  plugin:install / update / uninstall / enable / disable end by priming the bash-completion cache
+  with a nested ``dokku --quiet help --all`` (``plugin_prime_bash_completion`` in
+  plugins/plugin/internal-functions), whose failure fails the plugin command with its exit code.
 Messages follow dokku/dokku's plugin plugin (``Cloning plugin repo URL to PATH``, ``Plugin NAME
 enabled``, ``Priming bash-completion cache``, ``Plugin does not exist``); no transcript exists.
 """
@@ -22,13 +29,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tomllib
 from pathlib import Path
 
 from . import state, triggers
 from .output import DokkuExit, err, fail, info1, out, quiet
-from .paths import chown_dokku, layout, plugin_env
+from .paths import BIN_DIR, chown_dokku, layout, plugin_env
 
 VIRTUAL = {"postgres": ("1.48.0", "dokku postgres service plugin")}
 
@@ -107,8 +115,23 @@ def plugin_install(args):
 
 
 def _prime_completion() -> None:
+    """Dokku's ``plugin_prime_bash_completion`` (plugins/plugin/internal-functions), run at the
+    end of plugin:install / update / uninstall / enable / disable: a nested
+    ``dokku --quiet help --all``, its indented lines' first words sorted into
+    /var/cache/dokku-completion. The subcommand runs under ``set -eo pipefail``, so a failing
+    ``help --all`` fails the plugin command with help's exit code (126 when some ``commands``
+    match is a directory), after the plugin was already installed/updated."""
     if not quiet():
         info1("Priming bash-completion cache")
+    sys.stdout.flush()
+    res = subprocess.run([str(BIN_DIR / "dokku"), "--quiet", "help", "--all"], stdout=subprocess.PIPE,
+                         text=True, env=dict(os.environ))
+    if res.returncode:
+        raise DokkuExit(res.returncode)
+    words = sorted(line.split()[0] for line in res.stdout.splitlines() if line.startswith("    ") and line.split())
+    cache = layout().root / "var/cache/dokku-completion"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("".join(w + "\n" for w in words))
 
 
 def _dokku_ids():
@@ -211,6 +234,7 @@ def plugin_enable(args, enable=True):
         link.unlink()
     if not quiet():
         info1(f"Plugin {args[0]} {'enabled' if enable else 'disabled'}")
+    _prime_completion()
     return 0
 
 
@@ -220,8 +244,11 @@ def plugin_trigger(args):
     return triggers.fire(args[0], args[1:])
 
 
+# What the emulated core plugins' ``commands help`` print (the harness implements them itself, so
+# core-plugins/available holds no ``commands`` files): one "    NAME, DESCRIPTION" line each.
+# Real core plugins also print their "NAME:SUB <args>, ..." lines, which only `help --all` keeps.
 BUILTIN_HELP = [
-    ("apps", "Manage apps"), ("certs", "Manage SSL (TLS) certs"), ("checks", "Manage zero-downtime settings"),
+    ("apps", "Manage apps"), ("checks", "Manage zero-downtime settings"),
     ("config", "Manage global and app-specific config vars"),
     ("docker-options", "Manage docker options for an app"), ("domains", "Manage domains used by the proxy"),
     ("git", "Manage app deploys via git"), ("letsencrypt", "Manage the letsencrypt integration"),
@@ -231,28 +258,88 @@ BUILTIN_HELP = [
     ("resource", "Manage resource settings for an app"), ("run", "Run a one-off process inside a container"),
     ("storage", "Manage mounted volumes"), ("postgres", "Manage postgres services"),
 ]
+# Line numbers of the `$..._plugin_command help` calls in Dokku 0.38.27's `dokku` script (core,
+# community; --all, plain), which bash puts in its error message (the real host said
+# "/usr/bin/dokku: line 263: ...: Is a directory").
+_CORE_LINES, _COMMUNITY_LINES = {True: 257, False: 267}, {True: 263, False: 275}
+
+
+def _find_commands() -> list[str]:
+    """``find -L "$PLUGIN_PATH/enabled" -name commands 2>/dev/null || true``, word-split: every
+    file OR DIRECTORY named ``commands`` anywhere under an enabled plugin, symlinks followed."""
+    res = subprocess.run(["find", "-L", str(layout().enabled), "-name", "commands"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return res.stdout.split()
+
+
+def _run_help(paths: list[str], lineno: int) -> tuple[str, int]:
+    """``for c in $LIST; do $c help; done`` inside a pipeline under ``set -eo pipefail``: the
+    subshell inherits errexit, so the first failing match ends the loop with its exit code (bash's:
+    126 "Is a directory" / "Permission denied", 127 "No such file or directory")."""
+    output = []
+    for path in paths:
+        problem = None
+        if not os.path.lexists(path) or not os.path.exists(path):
+            problem, rc = "No such file or directory", 127
+        elif os.path.isdir(path):
+            problem, rc = "Is a directory", 126
+        elif not os.access(path, os.X_OK):
+            problem, rc = "Permission denied", 126
+        if problem is None:
+            sys.stdout.flush()
+            try:
+                res = subprocess.run([path, "help"], env=plugin_env(), stdout=subprocess.PIPE, text=True)
+            except OSError as exc:
+                problem, rc = exc.strerror, 126
+            else:
+                output.append(res.stdout)
+                rc = res.returncode
+        if problem:
+            err(f"{shutil.which('dokku') or 'dokku'}: line {lineno}: {path}: {problem}")
+        if rc:
+            return "".join(output), rc
+    return "".join(output), 0
+
+
+def _columns(text: str, drop_subcommands: bool = False) -> None:
+    """``sort | [sed ...] | column -c2 -t -s,`` with LC_ALL=C, by the real tools. Without --all,
+    Dokku drops core lines holding a ':' and cuts the arguments off the rest."""
+    script = "sort"
+    if drop_subcommands:
+        script += r" | sed -e '/^.*:/d' -e 's/\s[\[\<\-\(].*,/,/'"
+    script += " | column -c2 -t -s,"
+    sys.stdout.flush()
+    subprocess.run(["sh", "-c", script], input=text, text=True, env={**os.environ, "LC_ALL": "C"}, check=False)
 
 
 def help_cmd(args):
-    lines = [(n, d) for n, d in BUILTIN_HELP]
-    lay = layout()
-    for plugin in triggers.enabled_plugins():
-        script = lay.enabled / plugin / "commands"
-        if script.is_file() and os.access(script, os.X_OK):
-            res = subprocess.run([str(script), "help"], env=plugin_env(), capture_output=True, text=True)
-            for line in res.stdout.splitlines():
-                if "," in line:
-                    name, desc = line.split(",", 1)
-                    lines.append((name.strip(), desc.strip()))
-    out("Usage: dokku [--quiet|--trace|--force] COMMAND <app> [command-specific-options]")
-    out("")
-    out('Primary help options, type "dokku COMMAND:help" for more details, or dokku help --all to see all commands.')
-    out("")
-    out("Commands:")
-    out("")
-    width = max(len(n) for n, _ in lines) + 4
-    for name, desc in sorted(lines):
-        out(f"    {name.ljust(width)}{desc}")
+    """``dokku help [--all]`` as Dokku 0.38.27's ``dokku`` script does it (its ``help | ''`` case):
+    every ``commands`` match under plugins/enabled runs with ``help``; a match whose real path holds
+    ``core-plugins`` is core, the rest community; a failing match exits the whole command with its
+    code (the script runs ``set -eo pipefail``). Headers are ``dokku_log_quiet`` (not with --quiet)."""
+    show_all = bool(args) and args[0] == "--all"
+    found = _find_commands()
+    core = [p for p in found if "core-plugins" in os.path.realpath(p)]
+    community = [p for p in found if "core-plugins" not in os.path.realpath(p)]
+    for line in ("Usage: dokku [--quiet|--trace|--force] COMMAND <app> [command-specific-options]", "",
+                 'Primary help options, type "dokku COMMAND:help" for more details, or dokku help --all '
+                 "to see all commands.", "", "Commands:", ""):
+        if not quiet():
+            out(line)
+    core_text, rc = _run_help(core, _CORE_LINES[show_all])
+    core_text = "".join(f"    {n}, {d}\n" for n, d in BUILTIN_HELP) + core_text
+    _columns(core_text, drop_subcommands=not show_all)
+    if rc:
+        raise DokkuExit(rc)
+    if not show_all and not community:
+        return 0
+    for line in ("", "Community plugin commands:", ""):
+        if not quiet():
+            out(line)
+    text, rc = _run_help(community, _COMMUNITY_LINES[show_all])
+    _columns(text)
+    if rc:
+        raise DokkuExit(rc)
     return 0
 
 

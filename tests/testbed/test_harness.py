@@ -379,6 +379,35 @@ def test_plugin_lifecycle_triggers(harness, probe_plugin):
     assert h.run("plugin:uninstall", "tprobe").stderr == " !     Plugin does not exist\n"
 
 
+def test_help_runs_every_commands_match_like_dokku(harness, probe_plugin):
+    """Dokku's `help` runs every `find -L plugins/enabled -name commands` match under
+    `set -eo pipefail`; plugin:* commands end with `dokku --quiet help --all` (the real host:
+    a venv's pip/_internal/commands directory made plugin:install and `dokku help` exit 126)."""
+    h = harness
+    probe_plugin.install()
+    listing = h.run("help")
+    assert listing.returncode == 0, listing.stderr
+    assert "Community plugin commands:" in listing.stdout and "tprobe:hello" in listing.stdout
+    assert "    apps " in listing.stdout  # core rows come first, cut to their names
+    assert h.run("help", "--all").returncode == 0
+    assert "tprobe:hello" in (h.root / "var/cache/dokku-completion").read_text().split()
+    quiet = h.run("--quiet", "help", "--all")
+    assert "Usage:" not in quiet.stdout and "tprobe:hello" in quiet.stdout
+    nested = h.root / "var/lib/dokku/plugins/available/tprobe/venv/site-packages/pip/_internal/commands"
+    nested.mkdir(parents=True)
+    for args, line in ((("help",), 275), (("help", "--all"), 263)):
+        broken = h.run(*args)
+        assert broken.returncode == 126
+        seen = str(nested).replace("/available/", "/enabled/")  # find walks enabled/, as on the real host
+        assert f"dokku: line {line}: {seen}: Is a directory" in broken.stderr
+    assert h.run("plugin:disable", "tprobe").returncode == 0  # no longer scanned
+    enabled = h.run("plugin:enable", "tprobe")
+    assert enabled.returncode == 126 and "Is a directory" in enabled.stderr
+    assert "Priming bash-completion cache" in enabled.stdout
+    nested.rmdir()
+    assert h.run("help").returncode == 0
+
+
 def test_install_plugin_from_working_tree(harness):
     """The mechanism only: the outcome of the plugin's own install trigger belongs to its tests."""
     h = harness
