@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.harness.fixture import make_harness  # noqa: E402
+from tests.images.names import STANDIN_REPO  # noqa: E402
 
 RULES = "bucket_definitions:\n  global:\n    data:\n      - SELECT * FROM todos -- {}\n"
 TIMINGS = re.compile(r"timings: total=([\d.]+) dokku=([\d.]+) waits=([\d.]+) service=([\d.]+) own=([\d.]+)")
@@ -58,7 +59,7 @@ def main() -> None:
             h.run("apps:create", backend)
             h.run("postgres:link", "bench-db", backend)
             h.run("config:set", "--no-restart", backend, "SECRET_KEY=" + "b" * 64)
-            h.run("powersync:create", name)
+            h.run("powersync:create", name, "--image", STANDIN_REPO)
             h.run("domains:set", name, f"{name}.example.test")
             h.run("powersync:set-rules", name, input=RULES.format("initial"))
             figures["link"].append(timed(h, "powersync:link", name, backend))

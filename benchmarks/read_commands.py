@@ -41,7 +41,7 @@ def fill(path: Path, total_events: int) -> None:
     rows = []
     rules = "bucket_definitions:\n  global:\n    data:\n      - SELECT * FROM lists -- {}\n"
     created = {
-        "image": "journeyapps/powersync-service", "image_version": "1.25.0", "memory_mb": 400,
+        "image": "dokku-powersync-test/powersync-service", "image_version": "1.25.0", "memory_mb": 400,
         "storage": "separate-database", "api_token": "t" * 43, "slot_prefix": "ps_x_",
     }
     sequence = 0

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from powersync_plugin.core.derive import sign_hs256  # noqa: E402
 from tests.harness.fixture import make_harness  # noqa: E402
+from tests.images.names import STANDIN_REPO  # noqa: E402
 
 RULES = """bucket_definitions:
   by_user:
@@ -48,7 +49,7 @@ def main() -> None:
         show(h, "postgres:link", "demo-db", "demo")
         h.run("config:set", "--no-restart", "demo", f"SECRET_KEY={SECRET_KEY}")
         print("\n$ dokku config:set --no-restart demo SECRET_KEY=...   (the backend's secret)")
-        show(h, "powersync:create", "demo-powersync", "--memory", "400m")
+        show(h, "powersync:create", "demo-powersync", "--memory", "400m", "--image", STANDIN_REPO)
         show(h, "domains:set", "demo-powersync", "sync.demo.example")
         show(h, "powersync:set-rules", "demo-powersync", input=RULES)
         show(h, "powersync:link", "demo-powersync", "demo", "--kid", "demo-key")

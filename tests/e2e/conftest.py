@@ -18,6 +18,7 @@ import pytest
 
 from powersync_plugin.core.derive import sign_hs256
 from tests.harness.fixture import make_harness
+from tests.images.names import STANDIN_REPO
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """bucket_definitions:
@@ -96,8 +97,10 @@ def backend(harness, source):
 
 
 def create_instance(h, *flags: str) -> str:
+    """An instance of the stand-in (its own repository: the real image on a host stays untouched);
+    an ``--image`` in ``flags`` wins, being later on the command line."""
     name = unique("ps")
-    result = h.run("powersync:create", name, *flags)
+    result = h.run("powersync:create", name, "--image", STANDIN_REPO, *flags)
     assert result.returncode == 0, result.stdout + result.stderr
     assert h.run("domains:set", name, f"{name}.example.test").returncode == 0
     return name

@@ -30,8 +30,10 @@ What ends up on the harness:
   ``PS_DATA_SOURCE_URI`` (the ``DATABASE_URL`` the link injected, read back with ``config:get``),
   the leftover ``PS_JEEVES_SECRET_KEY_B64`` (same value; an older script's key that the newer
   scripts' best-effort ``config:unset ... || true`` did not remove on every host),
-  ``domains:set``, ``git:from-image <app> journeyapps/powersync-service:1.25.0`` (the plain
-  image, by tag: the local stand-in has no registry digest to pin), ``letsencrypt:enable``
+  ``domains:set``, ``git:from-image <app> <image>:1.25.0`` (the plain
+  image, by tag: the local stand-in has no registry digest to pin; here the stand-in's own
+  repository ``dokku-powersync-test/powersync-service``, never the real name, see
+  tests/images/names.py), ``letsencrypt:enable``
   (after the deploy, as the script does).
   - ``config-path`` (the older layout): the config file at
     ``<h.root>/var/lib/dokku/data/storage/<app>/sync-config.yaml`` (written before anything
@@ -77,8 +79,9 @@ from pathlib import Path
 import docker
 
 from powersync_plugin.core.derive import sign_hs256
+from tests.images.names import STANDIN_IMAGE
 
-IMAGE = "journeyapps/powersync-service:1.25.0"
+IMAGE = STANDIN_IMAGE
 LAYOUTS = ("config-b64", "config-path")
 CONFIG_PATH_IN_CONTAINER = "/config/sync-config.yaml"
 RULES_FILE_NAME = "sync-rules.yaml"  # rules_file=True: beside the config, named by sync_config.path

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import RULES, app_config, create_instance, make_backend, snapshot, unique
+from tests.images.names import STANDIN_REPO
 
 MB = 1024 * 1024
 
@@ -99,7 +100,7 @@ def test_read_only_journal_records_nothing_and_does_nothing(harness):
     name = unique("ro")
     with damaged_journal(h) as path:
         os.chmod(path, 0o400)
-        result = h.run("powersync:create", name)
+        result = h.run("powersync:create", name, "--image", STANDIN_REPO)
         assert result.returncode == 1 and "could not be written" in result.stderr
     assert h.run("apps:exists", name).returncode == 20
 

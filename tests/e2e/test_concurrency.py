@@ -4,6 +4,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.conftest import RULES, app_config, create_instance, journal_rows, linked_instance, unique
+from tests.images.names import STANDIN_REPO
 
 OK_FAILURES = ("is busy", "changed concurrently")
 
@@ -42,7 +43,7 @@ def test_eight_set_rules_on_one_instance(harness):
 def test_eight_creates_at_once(harness):
     h = harness
     names = [unique("cc") for _ in range(8)]
-    results = run_many(h, [(["powersync:create", name], "") for name in names])
+    results = run_many(h, [(["powersync:create", name, "--image", STANDIN_REPO], "") for name in names])
     assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
     listed = {row["name"] for row in json.loads(h.run("powersync:list", "--format", "json").stdout)}
     assert set(names) <= listed

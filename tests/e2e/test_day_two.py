@@ -8,6 +8,7 @@ import time
 from tests.e2e.conftest import (
     RULES, RULES_2, app_config, create_instance, history, journal_rows, linked_instance, slots, sync_stream_status,
 )
+from tests.images.names import STANDIN_REPO
 
 
 def kill_set_rules_after_its_append(h, name, rules) -> int:
@@ -33,7 +34,7 @@ def test_upgrade_is_one_restart_and_a_downgrade_is_refused(harness, source):
     name, backend = linked_instance(h, source)
     deploys = len(h.deploys(name))
     dry = h.run("powersync:upgrade", name, "--image-version", "1.26.0", "--dry-run")
-    assert dry.returncode == 0 and "1.25.0 -> journeyapps/powersync-service:1.26.0" in dry.stdout
+    assert dry.returncode == 0 and f"1.25.0 -> {STANDIN_REPO}:1.26.0" in dry.stdout
     assert len(h.deploys(name)) == deploys
     result = h.run("powersync:upgrade", name, "--image-version", "1.26.0")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 import pytest
 
 from tests.e2e.conftest import RULES, app_config, create_instance, make_backend, make_source, snapshot, unique
+from tests.images.names import STANDIN_REPO
 
 INVALID_FOR_THE_SERVICE = """bucket_definitions:
   joined:
@@ -38,12 +39,12 @@ def test_create_refuses_invalid_names(harness, bad):
 def test_create_refuses_an_existing_app(harness):
     app = unique("taken")
     assert harness.run("apps:create", app).returncode == 0
-    err = refused(harness, ["powersync:create", app], [app])
+    err = refused(harness, ["powersync:create", app, "--image", STANDIN_REPO], [app])
     assert f"App {app} already exists" in err and "powersync:adopt" in err
 
 
 def test_create_refuses_unknown_flags_with_exit_2(harness):
-    err = refused(harness, ["powersync:create", unique("ps"), "--colour", "red"], [], code=2)
+    err = refused(harness, ["powersync:create", unique("ps"), "--image", STANDIN_REPO, "--colour", "red"], [], code=2)
     assert "No such option '--colour'" in err
 
 
@@ -124,7 +125,7 @@ def test_link_refuses_a_source_without_publication_with_the_fix(harness):
 
 def test_link_refuses_an_instance_without_domain(harness, source):
     name = unique("ps")
-    assert harness.run("powersync:create", name).returncode == 0
+    assert harness.run("powersync:create", name, "--image", STANDIN_REPO).returncode == 0
     backend = make_backend(harness, source)
     err = refused(harness, ["powersync:link", name, backend.app], [name, backend.app])
     assert f"dokku domains:set {name}" in err

@@ -6,6 +6,7 @@ from tests.e2e.conftest import (
     RULES, app_config, history, linked_instance, make_backend, make_source, slots, sync_stream_status, unique,
 )
 from tests.harness.fixture import make_harness
+from tests.images.names import STANDIN_REPO
 
 
 def info(h, name, flag):
@@ -127,7 +128,7 @@ def test_a_rename_that_moves_the_instance_url_repoints_the_backend(images):
         assert h.run("domains:set-global", "apps.example.test").returncode == 0
         backend = make_backend(h, make_source(h))
         name, new = unique("ps"), unique("moved")
-        assert h.run("powersync:create", name).returncode == 0
+        assert h.run("powersync:create", name, "--image", STANDIN_REPO).returncode == 0
         assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
         result = h.run("powersync:link", name, backend.app)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -19,13 +19,11 @@ import docker
 import pytest
 import yaml
 
+from tests.images.names import BASE_IMAGE, PG_IMAGE, STANDIN_IMAGE, STANDIN_IMAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "tests" / "images" / "build"
 LABELS = {"dokku-powersync-test": "1"}
-PG_IMAGE = "dokku-powersync-test/postgres:15"
-STANDIN_IMAGE = "journeyapps/powersync-service:1.25.0"
-STANDIN_IMAGES = ("journeyapps/powersync-service:1.25.0", "journeyapps/powersync-service:1.26.0")
-BASE_IMAGE = "dokku-powersync-test/debian:bookworm"
 PG_PASSWORD = "testbed-pw"
 SECRET = b"a-real-length-shared-secret-for-the-test-bed-0123456789abcdef"
 SECRET_B64URL = base64.urlsafe_b64encode(SECRET).decode().rstrip("=")
@@ -417,7 +415,7 @@ def probe_plugin(harness):
 @pytest.fixture(scope="session")
 def harness_web_images():
     build = _harness_module("testapp.build").build
-    base = "journeyapps/powersync-service:1.25.0"
+    base = STANDIN_IMAGE
     if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode != 0:
         pytest.skip(f"{base} (the stand-in image) is not built")
     return build(base)

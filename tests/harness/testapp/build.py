@@ -9,7 +9,7 @@ REPO = "dokku-powersync-test/harness-web"
 VARIANTS = {"ready": "ready.json", "failing": "failing.json", "plain": "none.json"}
 
 
-def build(base: str = "journeyapps/powersync-service:1.25.0") -> dict:
+def build(base: str = "dokku-powersync-test/powersync-service:1.25.0") -> dict:
     tags = {}
     for variant, app_json in VARIANTS.items():
         tag = f"{REPO}:{variant}"
