@@ -1,4 +1,5 @@
 """Issue 3's plugin contract on the harness: install trigger, help, dispatch, foreign commands."""
+import fcntl
 import os
 import stat
 import subprocess
@@ -70,9 +71,48 @@ def test_install_keeps_dokku_help_working_and_uninstall_removes_the_environment(
         env_root = h.root / "var/lib/dokku/data/powersync"
         assert (env_root / "venv/bin/python").exists()
         assert h.run("powersync:list").returncode == 0
+        (env_root / "venv").rename(env_root / "venv.away")  # an install that never completed
+        missing = h.run("powersync:list")
+        assert missing.returncode == 1 and "dokku-powersync has no Python environment in" in missing.stderr
+        assert "Run `dokku plugin:install` as root" in missing.stderr
+        still = h.run("help")  # every user's `dokku help` keeps working
+        assert still.returncode == 0 and "powersync:help" in still.stdout, still.stderr
+        (env_root / "venv.away").rename(env_root / "venv")
         removed = h.run("plugin:uninstall", "powersync")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert not (env_root / "venv").exists() and not (env_root / "venvs").exists()
         assert h.run("help").returncode == 0
     finally:
         h.cleanup()
+
+
+def test_update_recovers_a_host_broken_by_the_in_plugin_venv(harness):
+    """Earlier versions left .venvs/<stamp> (with pip/_internal/commands) in the plugin dir:
+    plugin:update removes it, and `dokku help` works again."""
+    h = harness
+    old = h.root / "var/lib/dokku/plugins/available/powersync/.venvs/0123-py3/lib/site-packages/pip/_internal/commands"
+    old.mkdir(parents=True)
+    assert h.run("help").returncode == 126
+    updated = h.update_plugin()
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert not old.parents[4].exists()
+    assert h.run("help").returncode == 0
+
+
+def test_install_removes_old_environments_only_when_no_command_runs(harness):
+    h = harness
+    envs = h.root / "var/lib/dokku/data/powersync/venvs"
+    stale = envs / "0000000000000000-py3.0.0"
+    (stale / "bin").mkdir(parents=True)
+    # a running command holds venvs.lock shared (hooks/_env): the stale environment stays
+    holder = open(envs.parent / "venvs.lock")
+    try:
+        fcntl.flock(holder, fcntl.LOCK_SH)
+        busy = subprocess.run(["dokku", "plugin:install"], capture_output=True, text=True, env=h.env)
+        assert busy.returncode == 0, busy.stdout + busy.stderr
+        assert stale.exists() and "older Python environments are removed at the next" in busy.stdout
+    finally:
+        holder.close()
+    idle = subprocess.run(["dokku", "plugin:install"], capture_output=True, text=True, env=h.env)
+    assert idle.returncode == 0, idle.stdout + idle.stderr
+    assert not stale.exists() and os.readlink(envs.parent / "venv") in {f"venvs/{p.name}" for p in envs.iterdir()}
