@@ -4,7 +4,12 @@ Service ``SVC``: container ``dokku.postgres.SVC`` (labels ``dokku=service``,
 ``dokku.service=postgres``, ``--restart=always``) from ``dokku-powersync-test/postgres:15``
 (override: env ``POSTGRES_IMAGE`` [+ ``POSTGRES_IMAGE_VERSION``], ``HARNESS_POSTGRES_IMAGE``, or
 ``--image``/``--image-version``), ``POSTGRES_PASSWORD`` a random 32-hex password, database
-``SVC`` with ``-`` -> ``_``. ``-c/--config-options "-c wal_level=logical"`` is passed as the
+``SVC`` with ``-`` -> ``_``. Names as dokku-postgres 1.48.0's ``common-functions`` has them:
+``is_valid_service_name`` accepts ``[A-Za-z0-9_-]+`` (upper case and ``_`` included, ``.`` not);
+the DSN host / link alias is ``service_dns_hostname``, ``dokku.postgres.SVC`` with ``.`` and
+``_`` -> ``-`` (``acce_u`` is reached at ``dokku-postgres-acce-u``, case kept), so a service
+cannot be told from its DSN host; ``postgres:app-links APP`` (``service_app_links``) prints the
+services whose LINKS file holds APP, one a line, no header. ``-c/--config-options "-c wal_level=logical"`` is passed as the
 server's arguments (``postgres -c ...``), as dokku-postgres passes CONFIG_OPTIONS after the image.
 
 Notes (each says where it differs from the real plugin):
@@ -203,7 +208,8 @@ def create(args):
                               "--password": "password", "-m": "memory", "--memory": "memory",
                               "-s": "shm", "--shm-size": "shm", "-C": "env", "--custom-env": "env"})
     svc = pos[0] if pos else ""
-    if not svc or not re.fullmatch(r"[A-Za-z0-9_.-]+", svc):
+    # dokku-postgres's is_valid_service_name: `-` is allowed though the message omits it; `.` is not
+    if not svc or not re.fullmatch(r"[A-Za-z0-9_-]+", svc):
         fail(NAME_RULE)
     if exists(svc):
         fail(f"Postgres service {svc} already exists")
