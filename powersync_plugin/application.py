@@ -16,22 +16,23 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from powersync_plugin import settings
-from powersync_plugin.adapters.docker_engine import DockerEngine, ImageView
+from powersync_plugin.adapters.docker_engine import DockerEngine, ImageView, derived_tag
 from powersync_plugin.adapters.dokku import Dokku
 from powersync_plugin.adapters.journal import Journal
 from powersync_plugin.adapters.locks import Busy, instance_lock
 from powersync_plugin.adapters.preload import Preload
-from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
+from powersync_plugin.adapters.powersync_api import PowerSyncApi, slots_in_use, summarize_diagnostics
 from powersync_plugin.core import adoption, config_render, decisions, derive
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
-from powersync_plugin.core.names import check_app_name, storage_database
+from powersync_plugin.core.names import check_app_name, check_existing_app_name, storage_database
 from powersync_plugin.core.planner import INSTANCE_PORTS, RULES_OVERRIDES, Action, Kind, Observed, Plan, plan_publish
 from powersync_plugin.core.projector import apply, project
 from powersync_plugin.core.rules import check_rules, decode_rules
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.output import Output
 from powersync_plugin.queries import rules_diff, summary_json
+from powersync_plugin.source_database import Leftover, SourceDatabase, drop_database_command, drop_slot_command
 
 DERIVED_KEYS = ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI")
 CHECK_SUBJECT = "dokku-powersync-link-check"
@@ -55,6 +56,7 @@ class Application:
         self.docker = docker
         self.actor = actor
         self.command = command
+        self.source_db = SourceDatabase(dokku)
         self._journal: Optional[Journal] = None
         self.waited = 0.0  # seconds spent waiting for readiness and stay-up (benchmarks subtract it)
 
@@ -103,7 +105,7 @@ class Application:
                 env["PS_STORAGE_SOURCE_URI"] = derive.normalise_source_uri(storage_uri)[0]
             plan = Plan((
                 Action(Kind.CREATE_APP, name),
-                Action(Kind.SET_PORTS, name, detail=" ".join(INSTANCE_PORTS)),
+                Action(Kind.ADD_PORTS, name, detail=" ".join(INSTANCE_PORTS)),
                 Action(Kind.SET_MEMORY, name, detail=f"{memory_mb}m"),
                 Action(Kind.SET_CONFIG, name, keys=tuple(sorted(env))),
             ))
@@ -115,7 +117,7 @@ class Application:
             cause = state.version
             try:
                 self.dokku.apps_create(name)
-                self.dokku.ports_set(name, *INSTANCE_PORTS)
+                self.dokku.ports_add(name, *INSTANCE_PORTS)
                 self.dokku.memory_limit(name, f"{memory_mb}m")
                 self.dokku.config_set(name, env, restart=False)
             except DomainError as exc:
@@ -180,6 +182,8 @@ class Application:
                 self._require_ready(name, state)
             return
         backend_secrets: Optional[BackendSecrets] = None
+        if not running:
+            self._check_rules_offline(state, content, dry_run)  # no instance to ask (finding 7)
         if running:
             # The instance validates (a `docker exec` and the service's parse) while the backend's
             # secrets are read from Dokku; only reads happen before the verdict, so a refusal
@@ -224,7 +228,7 @@ class Application:
         configure_source: bool, dry_run: bool,
     ) -> None:
         check_app_name(name)
-        check_app_name(backend, "backend app name")
+        check_existing_app_name(backend)
         with self._lock(name):
             state = self._load_reconciled(name, dry_run)
             decisions.require_linkable(state, backend)
@@ -236,15 +240,12 @@ class Application:
             secret_key, raw_source = _backend_values(backend, backend_env)
             self.out.redactor.add(secret_key, derive.secret_key_b64(secret_key), raw_source)
             source_uri, source_sslmode = derive.normalise_source_uri(raw_source)
-            service = derive.postgres_service_of(source_uri)
-            if service is not None and not self.dokku.postgres_exists(service):
-                raise DomainError(
-                    f"DATABASE_URL of {backend} points at dokku-postgres service {service}, which does not exist"
-                )
+            service = self._linked_service(backend, source_uri)
             if state.storage == "separate-database" and service is None:
                 raise DomainError(
                     f"{name} keeps its storage in a separate database on the source server, which the plugin can only "
-                    f"create on a dokku-postgres service; {backend}'s DATABASE_URL is not one. Recreate the instance "
+                    f"create on a dokku-postgres service; {backend}'s DATABASE_URL is not the DSN of one linked to it "
+                    f"(`dokku postgres:app-links {backend}`). Recreate the instance "
                     "with --storage same-database or --storage postgresql://..."
                 )
             url = self._instance_url(name)
@@ -253,10 +254,14 @@ class Application:
                     f"{name} has no domain, so there is no POWERSYNC_URL to give {backend}: "
                     f"`dokku domains:set {name} <domain>` first"
                 )
+            source_actions: list[Action] = []
             if service is not None:
-                self._check_source(service, configure_source)
+                source_actions = self._check_source(service, configure_source, dry_run)
             else:
-                self.out.warn("The source is not a dokku-postgres service: its prerequisites are checked when the instance starts")
+                self.out.warn(
+                    f"The source is not a dokku-postgres service linked to {backend}: its prerequisites are checked "
+                    "when the instance starts"
+                )
             storage_db = storage_database(name) if state.storage == "separate-database" else None
             # dokku-postgres serves no TLS; elsewhere PowerSync's own default applies unless the URI
             # asked for a mode (storage on the same server inherits the source's).
@@ -266,9 +271,12 @@ class Application:
                 audience or (backend,), kid, url, storage_db, sslmode, sslmode,
             )
             preload.wait()
+            if state.current_rules is not None and not self._is_running(name):
+                # rules recorded before set-rules checked them offline would make the service exit
+                self._check_rules_offline(state, state.current_rules.content, dry_run, f"rules r{state.current_rules.number}")
             if dry_run:
                 after = _apply_preview(state, new_events)
-                actions = []
+                actions = list(source_actions)
                 if service:
                     actions.append(Action(Kind.LINK_DATABASE, name, detail=f"postgres service {service}"))
                 if storage_db:
@@ -370,6 +378,7 @@ class Application:
                 self.dokku.config_unset(backend, ["POWERSYNC_URL"], restart=not no_restart)
             else:
                 self.out.warn(f"POWERSYNC_URL on {backend} no longer points at {name} ({instance_url}): left as it is")
+        proven = self._slots_in_use(state)
         if self._is_running(name):
             self.out.step(f"Stopping {name}")
             self.dokku.stop(name)
@@ -379,9 +388,9 @@ class Application:
                 "until dropped; destroy the instance or drop them before lowering wal_level"
             )
         elif "PS_DATA_SOURCE_URI" in self.dokku.config_keys(name):
-            self._teardown(name, state, service)
+            self._teardown(name, state, service, proven)
         elif service:
-            self._drop_slots(service, state.slot_prefix)
+            self._require_dropped(self._drop_slots(state, service, proven))
         if service and name in self.dokku.postgres_links(service):
             self.dokku.postgres_unlink(service, name)
         keys = [k for k in DERIVED_KEYS + ("DATABASE_URL",) if k in self.dokku.config_keys(name)]
@@ -420,10 +429,7 @@ class Application:
         name = state.name
         service = state.last_postgres_service
         if service and self.dokku.postgres_exists(service):
-            self._drop_slots(service, state.slot_prefix)
-            if state.storage_database:
-                self.out.step(f"Dropping storage database {state.storage_database}")
-                self.dokku.postgres_query(service, f'DROP DATABASE IF EXISTS "{state.storage_database}" WITH (FORCE);\n')
+            self._require_dropped(self._drop_slots(state, service) + self._drop_storage_database(state, service))
         if self.dokku.app_exists(name):
             self.out.step(f"Destroying app {name}")
             self.dokku.apps_destroy(name)
@@ -433,7 +439,7 @@ class Application:
     def adopt(self, name: str, backend: Optional[str], dry_run: bool) -> None:
         """Record a hand-made PowerSync app as the first events of a stream. Writes nothing to
         the app and restarts nothing: the running container keeps serving as it is."""
-        check_app_name(name)
+        check_existing_app_name(name, "app name")
         with self._lock(name):
             state = self.load(name)
             if state.live:
@@ -456,8 +462,12 @@ class Application:
                 raise DomainError(f"{name} does not answer PowerSync's /probes/readiness: is it running PowerSync?")
             source_image = self.dokku.source_image(name)
             image, image_version, digest = self._adopted_image(source_image)
-            backend = backend or self._find_backend(name, env)
-            check_app_name(backend, "backend app name")
+            raw_source = env.get("PS_DATA_SOURCE_URI")
+            source_uri = derive.normalise_source_uri(raw_source)[0] if raw_source else ""
+            # the instance itself is linked to its source's dokku-postgres service, if it has one
+            service = self._linked_service(name, source_uri) if source_uri else None
+            backend = backend or self._find_backend(name, service)
+            check_existing_app_name(backend)
             if not self.dokku.app_exists(backend):
                 raise DomainError(f"Backend app {backend} does not exist")
             backend_env = self.dokku.config(backend)
@@ -468,13 +478,9 @@ class Application:
                     f"Inconsistent: {backend}'s SECRET_KEY does not derive {name}'s PS_SECRET_KEY_B64 "
                     "(base64url, no padding): fix the deployment or name the right --backend"
                 )
-            source_uri = derive.normalise_source_uri(env.get("PS_DATA_SOURCE_URI", ""))[0] if env.get("PS_DATA_SOURCE_URI") else ""
             if not source_uri:
                 raise DomainError(f"Inconsistent: {name} has no PS_DATA_SOURCE_URI")
-            service = derive.postgres_service_of(source_uri)
             if service is not None:
-                if name not in self.dokku.postgres_links(service):
-                    raise DomainError(f"Inconsistent: {name} is not linked to postgres service {service} (phantom link)")
                 linked = env.get("DATABASE_URL")
                 if not linked or derive.normalise_source_uri(linked)[0] != source_uri:
                     raise DomainError(f"Inconsistent: PS_DATA_SOURCE_URI of {name} does not match the DATABASE_URL of its link")
@@ -559,8 +565,18 @@ class Application:
         digest = pinned_digest or (found.digest if found else "unknown")
         return repository, version, digest
 
-    def _find_backend(self, name: str, env: dict[str, str]) -> str:
-        service = derive.postgres_service_of(env.get("PS_DATA_SOURCE_URI", ""))
+    def _linked_service(self, app: str, uri: str) -> Optional[str]:
+        """The dokku-postgres service linked to `app` whose DSN reaches the database `uri` does, or
+        None (a database dokku-postgres does not serve to `app`). Asked of dokku-postgres, never read
+        off the host name: `acce_u` is reached at `dokku-postgres-acce-u`."""
+        for service in self.dokku.postgres_app_links(app):
+            dsn = self.dokku.postgres_dsn(service)
+            self.out.redactor.add(dsn)
+            if derive.same_database(dsn, uri):
+                return service
+        return None
+
+    def _find_backend(self, name: str, service: Optional[str]) -> str:
         candidates = [app for app in (self.dokku.postgres_links(service) if service else []) if app != name]
         with_secret = [app for app in candidates if "SECRET_KEY" in self.dokku.config_keys(app)]
         if len(with_secret) == 1:
@@ -619,7 +635,7 @@ class Application:
             secret_key = env["SECRET_KEY"]
             self.out.redactor.add(secret_key, derive.secret_key_b64(secret_key), env["DATABASE_URL"])
             source_uri, _ = derive.normalise_source_uri(env["DATABASE_URL"])
-            service = derive.postgres_service_of(source_uri)
+            service = self._linked_service(backend, source_uri)
             if service != state.link.postgres_service:
                 raise DomainError(
                     f"{backend}'s DATABASE_URL now points at another database server: relink "
@@ -674,6 +690,8 @@ class Application:
         """Converge the app on the journal: after a crash mid-command, or drift made by hand."""
         with self._lock(name):
             self._reconcile_locked(self.load(name), dry_run)
+            # a domain or certificate change the triggers missed (plugin disabled, files by hand)
+            self._follow_url(name, "powersync:reconcile", "its domain or certificate changed", dry_run)
 
     def _load_reconciled(self, name: str, dry_run: bool = False) -> InstanceState:
         """The instance's state, after finishing a change an earlier command left without outcome."""
@@ -704,8 +722,11 @@ class Application:
             self.out.step(f"{name} is not linked: nothing deployed to converge")
             return
         backend_secrets = self._backend_secrets(state)
-        reference, base = self._base_image(state)
-        tag = self.docker.build_derived(base, reference, state.image_version)
+        if dry_run:  # compare against the tag a real run would build; a dry run pulls and builds nothing
+            tag = self._derived_tag_preview(state)
+        else:
+            reference, base = self._base_image(state)
+            tag = self.docker.build_derived(base, reference, state.image_version)
         plan = self._publish_plan(state, self._observe(name), tag, self._desired_env(state, backend_secrets))
         if dry_run or (not plan.actions and pending is None):
             if plan.actions:
@@ -791,13 +812,8 @@ class Application:
             deployed = self.dokku.config(name).get("POWERSYNC_CONFIG_B64", "")
             result["config-drift"] = base64.b64encode(desired.encode()).decode() != deployed
             if state.link.postgres_service:
-                pattern = _slot_pattern(state.slot_prefix)
-                rows = self.dokku.postgres_query(
-                    state.link.postgres_service,
-                    "SELECT slot_name, active, pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) "
-                    f"FROM pg_replication_slots WHERE slot_name LIKE '{pattern}';\n",
-                )
-                result["slots"] = [{"slot": r[0], "active": r[1] == "t", "retained_wal": r[2]} for r in rows if len(r) == 3]
+                slots = self.source_db.instance_slots(state.link.postgres_service, state.slot_prefix)
+                result["slots"] = [{"slot": slot.name, "active": slot.active, "retained_wal": slot.retained_wal} for slot in slots]
         result["stale"] = state.stale_cause or "-"
         return result
 
@@ -820,6 +836,7 @@ class Application:
         return Observed(
             env=self.dokku.config(name),
             ports=tuple(self.dokku.ports_map(name)),
+            tls=self.dokku.tls_enabled(name),
             deployed_image=container.image if container else None,
             running=bool(container and container.running),
         )
@@ -839,10 +856,44 @@ class Application:
             image = self.docker.pull(reference)
         return reference, image
 
+    def _check_rules_offline(self, state: InstanceState, content: str, dry_run: bool, stored: str = "") -> None:
+        """Refuse rules the instance's image would reject, when no running instance can say so:
+        its own parser runs in a one-off container. New rules are never recorded unchecked: if
+        the check cannot run, set-rules is refused. A dry run starts no container, so it only
+        says so. `stored` names a recorded revision about to be deployed (link): if that check
+        cannot run, a warning, and the deploy's readiness and stay-up checks decide as before."""
+        reference = f"{state.image}:{state.image_version}"
+        if dry_run:
+            self.out.step(f"Not checked by the rules parser in {reference}: a real run checks them first (a dry run starts no container)")
+            return
+        if self.docker.image(reference) is None:
+            try:
+                self._base_image(state)
+            except DomainError as exc:
+                if stored:
+                    raise
+                raise DomainError(f"{exc}\nThe rules are checked by the parser in that image before they are recorded: nothing changed") from None
+        verdict = self.docker.check_rules(reference, content, state.name)
+        if verdict.problem and stored:
+            self.out.warn(f"Could not check the {stored} with the parser in {reference} ({verdict.problem}); readiness will decide")
+        elif verdict.problem:
+            raise DomainError(
+                f"Cannot check these rules with the parser in {reference}: {verdict.problem} (nothing changed)\n"
+                f"A running instance checks rules through its own API: link {state.name} (or start it) first, then set the rules"
+            )
+        elif verdict.errors:
+            reasons = "\n".join(f"  - {error}" for error in verdict.errors)
+            if stored:
+                raise DomainError(
+                    f"The rules parser of {reference} rejects the current {stored} of {state.name}, which link would deploy "
+                    f"(nothing changed):\n{reasons}\nSet valid rules first: dokku powersync:set-rules {state.name} < sync-rules.yaml"
+                )
+            raise DomainError(f"The rules parser of {reference} rejected these rules (nothing changed):\n{reasons}")
+
     def _derived_tag_preview(self, state: InstanceState) -> str:
         reference = f"{state.image}:{state.image_version}"
         image = self.docker.image(reference)
-        return f"(derived from {reference})" if image is None else f"derived:{state.image_version}-{image.digest.split(':')[-1][:12]}"
+        return f"(derived from {reference})" if image is None else derived_tag(image, state.image_version)
 
     def _publish(self, state: InstanceState, backend_secrets: BackendSecrets) -> None:
         """Apply the desired config with at most one restart, gated on readiness."""
@@ -860,16 +911,15 @@ class Application:
         else:
             self.out.step("Config unchanged: no restart")
             self._require_ready(name, state)
-        rebuilt_vhost = any(action.kind in (Kind.DEPLOY_IMAGE, Kind.SET_PORTS) for action in plan.actions)
-        if rebuilt_vhost and self.dokku.tls_enabled(name):
-            # A new image or ports map rebuilds the nginx vhost, which can drop the TLS binding.
-            self.out.step(f"Re-enabling TLS on {name} (letsencrypt:enable is idempotent)")
-            self.dokku.letsencrypt_enable(name)
 
     def _execute(self, action: Action, env: dict[str, str], tag: str) -> None:
         app = action.app
-        if action.kind is Kind.SET_PORTS:
-            self.dokku.ports_set(app, *INSTANCE_PORTS)
+        if action.kind is Kind.REMOVE_PORTS:
+            self.out.step(f"Removing port mapping {action.detail} (http:80 must reach PowerSync's 8080)")
+            self.dokku.ports_remove(app, *action.detail.split())
+        elif action.kind is Kind.ADD_PORTS:
+            self.out.step(f"Adding port mapping {action.detail} to {app} (other mappings kept)")
+            self.dokku.ports_add(app, *action.detail.split())
         elif action.kind is Kind.UNSET_CONFIG:
             self.out.step(f"Removing {', '.join(action.keys)} (overrides of the published rules, or leftovers)")
             self.dokku.config_unset(app, action.keys, restart=False)
@@ -1000,12 +1050,7 @@ class Application:
             try:
                 lock = instance_lock(settings.locks_dir(), app, lambda _: None, timeout=0)
                 with lock:
-                    state = self.load(app)
-                    if state.link and state.link.postgres_service:
-                        self._compensate(lambda: self._drop_slots(state.link.postgres_service, state.slot_prefix))
-                    state = self._record(state, [ev.NewEvent(ev.INSTANCE_DESTROYED, {"cause": "apps:destroy"})])
-                    self._record(state, [decisions.outcome(state.version, True)])
-                    self.out.warn(f"{app} was a PowerSync instance: recorded as destroyed (its replication slots were dropped)")
+                    self._destroyed_by_dokku(self.load(app))
             except Busy:
                 pass  # a powersync command holds the instance (create undoing itself): it records the outcome
         for name in reads.instances_linked_to(app):
@@ -1014,6 +1059,38 @@ class Application:
                 self.unlink(name, app, no_restart=True, keep_slots=False, dry_run=False)
             except DomainError as exc:
                 self.out.warn(f"Could not unlink {name} from {app}: {exc}")
+
+    def _destroyed_by_dokku(self, state: InstanceState) -> None:
+        """Dokku fires pre-delete before it stops the app, and a running PowerSync holds its slot
+        active, which Postgres refuses to drop: stop the instance first (as Dokku's scheduler-stop
+        is about to), then drop its slots and storage database. Whatever stays is recorded and
+        said, with the command that removes it; the trigger itself never fails the destroy."""
+        app, service = state.name, state.last_postgres_service
+        left: list[Leftover] = []
+        if service:
+            proven = self._slots_in_use(state)
+            stopped = self.docker.stop_app_containers(app)
+            if stopped:
+                self.out.step(f"Stopped {app} so its replication slots can be dropped")
+            try:
+                if self.dokku.postgres_exists(service):
+                    left = self._drop_slots(state, service, proven) + self._drop_storage_database(state, service)
+            except DomainError as exc:
+                left = [Leftover(f"the slots and storage of {app} on {service}", str(exc).splitlines()[0],
+                                 f"dokku powersync:status {app} (history shows the prefix {state.slot_prefix})")]
+        payload = {"cause": "apps:destroy"}
+        if left:
+            payload["left"] = [str(item) for item in left]
+        state = self._record(state, [ev.NewEvent(ev.INSTANCE_DESTROYED, payload)])
+        self._record(state, [decisions.outcome(state.version, True)])
+        if left:
+            self.out.warn(f"{app} was a PowerSync instance: recorded as destroyed, but these are left:")
+            for item in left:
+                self.out.warn(f"  - {item}")
+        elif service:
+            self.out.warn(f"{app} was a PowerSync instance: recorded as destroyed; its replication slots and storage were dropped")
+        else:
+            self.out.warn(f"{app} was a PowerSync instance: recorded as destroyed")
 
     def on_app_rename_setup(self, old: str, new: str) -> None:
         """post-app-rename-setup: Dokku has created `new` and copied `old`'s config, domains and
@@ -1053,19 +1130,41 @@ class Application:
     def on_app_renamed(self, old: str, new: str) -> None:
         """post-app-rename: a renamed instance whose domain followed the app name (the global
         vhost) serves another URL now; its backend must hand clients the new one."""
-        state = self.load(new)
+        self.on_url_inputs_changed(new, f"apps:rename {old} {new}", f"{old} is now {new}")
+
+    def on_url_inputs_changed(self, name: str, cause: str, why: str) -> None:
+        """post-domains-update / post-certs-update / post-certs-remove (and post-app-rename): the
+        instance's domain or certificate changed, so maybe its URL; slots and config untouched."""
+        state = self.load(name)
+        if not state.live or state.link is None or self._instance_url(name) == state.link.url:
+            return  # cheap checks first: these triggers fire for every app
+        with self._lock(name):
+            self._follow_url(name, cause, why)
+
+    def _follow_url(self, name: str, cause: str, why: str, dry_run: bool = False) -> None:
+        """Give the backend the instance's current URL if its POWERSYNC_URL is still the one the
+        plugin gave it (a hand-set value is left alone), and record the new URL. Caller holds the lock."""
+        state = self.load(name)
         if not state.live or state.link is None or not self.dokku.app_exists(state.link.backend):
             return
-        url = self._instance_url(new)
+        url = self._instance_url(name)
         backend = state.link.backend
         if url is None or url == state.link.url:
             return
-        with self._lock(new):
-            state = self.load(new)
-            if self.dokku.config(backend).get("POWERSYNC_URL") == state.link.url:
-                self.out.step(f"Setting POWERSYNC_URL={url} on {backend} (restarts it): {old} is now {new}")
-                self.dokku.config_set(backend, {"POWERSYNC_URL": url}, restart=True)
-            self._record(state, [ev.NewEvent(ev.URL_CHANGED, {"url": url, "cause": f"apps:rename {old} {new}"})])
+        points_here = self.dokku.config(backend).get("POWERSYNC_URL") == state.link.url
+        if dry_run:
+            if points_here:
+                self._print_plan(Plan((Action(Kind.SET_BACKEND_URL, backend, detail=url, restarts=True),)))
+            return
+        if points_here:
+            self.out.step(f"Setting POWERSYNC_URL={url} on {backend} (restarts it): {why}")
+            self.dokku.config_set(backend, {"POWERSYNC_URL": url}, restart=True)
+        else:
+            self.out.warn(
+                f"{name} now serves {url}, but POWERSYNC_URL on {backend} was set by hand (it is not {state.link.url}): "
+                f"left alone; `dokku config:set {backend} POWERSYNC_URL={url}` if clients should follow"
+            )
+        self._record(state, [ev.NewEvent(ev.URL_CHANGED, {"url": url, "cause": cause})])
 
     def on_app_clone_setup(self, old: str, new: str) -> None:
         """post-app-clone-setup: Dokku copied `old`'s config to `new`. A copy of an instance's
@@ -1145,9 +1244,17 @@ class Application:
         self.out.redactor.add(secret_key, source)
         return BackendSecrets(secret_key, source, instance_env.get("PS_STORAGE_SOURCE_URI"))
 
-    def _check_source(self, service: str, configure_source: bool) -> None:
+    def _check_source(self, service: str, configure_source: bool, dry_run: bool = False) -> list[Action]:
+        """Check the source's prerequisites; with --configure-source set wal_level=logical and
+        restart it, or, in a dry run, return those as planned actions (a dry run only reads)."""
+        planned: list[Action] = []
         wal_level = self._query_value(service, "SHOW wal_level;")
-        if wal_level != "logical":
+        if wal_level != "logical" and configure_source and dry_run:
+            planned = [
+                Action(Kind.SET_WAL_LEVEL, service, detail=f"(now {wal_level})"),
+                Action(Kind.RESTART, service, detail="postgres service: disconnects every app linked to it", restarts=True),
+            ]
+        elif wal_level != "logical":
             if not configure_source:
                 raise DomainError(
                     f"The source database (dokku-postgres {service}) has wal_level={wal_level}; PowerSync needs logical.\n"
@@ -1176,10 +1283,10 @@ class Application:
                 f"Fix: echo 'CREATE PUBLICATION powersync FOR ALL TABLES;' | dokku postgres:connect {service}\n"
                 "(or FOR TABLE a, b to publish only the tables your sync rules read)"
             )
+        return planned
 
     def _query_value(self, service: str, sql: str) -> str:
-        rows = self.dokku.postgres_query(service, sql + "\n")
-        return rows[0][0].strip() if rows and rows[0] else ""
+        return self.source_db.value(service, sql)
 
     def _link_database(self, service: str, name: str, dsn: str) -> bool:
         """postgres:link the service to the instance; True if this call made the link.
@@ -1201,10 +1308,9 @@ class Application:
         return True
 
     def _ensure_storage_database(self, service: str, database: str) -> None:
-        exists = self._query_value(service, f"SELECT count(*) FROM pg_database WHERE datname = '{database}';")
-        if exists != "1":
+        if not self.source_db.database_exists(service, database):
             self.out.step(f"Creating storage database {database} on {service}")
-            self.dokku.postgres_query(service, f'CREATE DATABASE "{database}";\n')
+            self.source_db.create_database(service, database)
 
     def _prove_auth(self, state: InstanceState, secret_key: str) -> None:
         """Open a sync stream with a token signed exactly as the backend signs."""
@@ -1233,25 +1339,66 @@ class Application:
         container = self.docker.web_container(name)
         return bool(container and container.running)
 
-    def _teardown(self, name: str, state: InstanceState, service: Optional[str]) -> None:
+    def _teardown(self, name: str, state: InstanceState, service: Optional[str], proven: frozenset[str]) -> None:
         self.out.step(f"Tearing down {name}'s replication slots and storage (teardown TEARDOWN)")
         result = self.dokku.run_oneoff(name, "teardown", "TEARDOWN")
         if result.returncode != 0:
             tail = self.out.redactor.text((result.stdout + result.stderr).strip())[-600:]
             raise DomainError(f"teardown of {name} failed (exit {result.returncode}):\n{tail}")
         if service:
-            self._drop_slots(service, state.slot_prefix)
+            self._require_dropped(self._drop_slots(state, service, proven))
 
-    def _drop_slots(self, service: str, prefix: str) -> None:
-        """Drop whatever slot of this instance is left: a forgotten slot retains WAL until the disk fills."""
-        pattern = _slot_pattern(prefix)
-        rows = self.dokku.postgres_query(
-            service,
-            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE '" + pattern + "';\n",
-        )
-        for (slot,) in rows:
-            self.out.step(f"Dropping replication slot {slot}")
-            self.dokku.postgres_query(service, f"SELECT pg_drop_replication_slot('{slot}');\n")
+    def _slots_in_use(self, state: InstanceState) -> frozenset[str]:
+        """The slots the running instance reports as its own; read before it is stopped, since
+        for an adopted instance they are the only proof of which slots are its own."""
+        container = self.docker.web_container(state.name)
+        if not state.adopted_from or container is None or not container.running:
+            return frozenset()
+        diagnostics = PowerSyncApi(self.docker, container.id, state.api_token).diagnostics()
+        return frozenset(slots_in_use(diagnostics)) if diagnostics else frozenset()
+
+    def _drop_slots(self, state: InstanceState, service: str, proven: frozenset[str] = frozenset()) -> list[Leftover]:
+        """Drop whatever slot of this instance is left (a forgotten slot retains WAL until the disk
+        fills); returns what is left.
+
+        A created instance's prefix is its own, so every slot PowerSync named under it is. An
+        adopted one may share its prefix (PowerSync's default `powersync_`) with other hand-made
+        deployments on the same server: only the slots it reported in use are dropped.
+        """
+        left = []
+        for slot in self.source_db.instance_slots(service, state.slot_prefix):
+            what, command = f"slot {slot.name} on {service}", drop_slot_command(service, slot.name)
+            if state.adopted_from and slot.name not in proven:
+                reason = (
+                    f"left, as it cannot be proven to be {state.name}'s (the prefix {state.slot_prefix} "
+                    "may be shared by a hand-made deployment there)"
+                )
+                left.append(Leftover(what, reason, command, unproven=True))
+                continue
+            self.out.step(f"Dropping replication slot {slot.name}")
+            problem = self.source_db.drop_slot(service, slot.name)
+            if problem:
+                left.append(Leftover(what, problem, command))
+        return left
+
+    def _drop_storage_database(self, state: InstanceState, service: str) -> list[Leftover]:
+        if not state.storage_database:
+            return []
+        self.out.step(f"Dropping storage database {state.storage_database}")
+        problem = self.source_db.drop_database(service, state.storage_database)
+        if problem:
+            what = f"storage database {state.storage_database} on {service}"
+            return [Leftover(what, problem, drop_database_command(service, state.storage_database))]
+        return []
+
+    def _require_dropped(self, left: list[Leftover]) -> None:
+        """What the instance owns must go; what it cannot prove is its own stays, and is said."""
+        for item in left:
+            if item.unproven:
+                self.out.warn(str(item))
+        failed = [item for item in left if not item.unproven]
+        if failed:
+            raise DomainError("Could not drop:\n" + "\n".join(f"  - {item}" for item in failed))
 
     def _print_plan(self, plan: Plan) -> None:
         self.out.header("Plan (dry run: nothing changed)")
@@ -1277,11 +1424,6 @@ def _storage_uri(state: InstanceState, source_uri: str, instance_env: dict[str, 
     if state.storage == "uri":
         return instance_env.get("PS_STORAGE_SOURCE_URI")
     return None
-
-
-def _slot_pattern(prefix: str) -> str:
-    """A LIKE pattern matching exactly the slots under `prefix` (`_` is a LIKE wildcard)."""
-    return prefix.replace("_", "\\_") + "%"
 
 
 def _restored_text(restored: bool, what: str) -> str:

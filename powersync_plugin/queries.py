@@ -159,7 +159,8 @@ def _describe(event: ev.StoredEvent) -> str:
     if event.type == ev.BACKEND_UNLINKED:
         return f"Unlinked from {p['backend']}" + (" (slots kept)" if p.get("slots_kept") else "")
     if event.type == ev.INSTANCE_DESTROYED:
-        return "Destroyed" + (f" ({p['cause']})" if p.get("cause") else "")
+        left = f"; left: {'; '.join(p['left'])}" if p.get("left") else ""
+        return "Destroyed" + (f" ({p['cause']})" if p.get("cause") else "") + left
     if event.type == ev.INSTANCE_ADOPTED:
         return f"Adopted from app {p['adopted_from']} (linked to {p['backend']}, {p['image']}:{p['image_version']})"
     if event.type == ev.BACKEND_ROTATED:

@@ -3,11 +3,13 @@
 It observes an app's containers (Dokku names and labels them), builds the one-layer derived image
 that carries the readiness health check, and runs HTTP requests *inside* a container with the
 image's own `node`, so the plugin never needs a route to container IPs and works the same on
-every Docker network layout.
+every Docker network layout. Rules of an instance that does not run are checked by the image's own
+parser in a one-off container (check_rules).
 """
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import re
@@ -69,6 +71,45 @@ const signal = AbortSignal.timeout(Number(timeoutMs));
 """
 _ARG_CHUNK = 65536
 
+# Runs in a one-off container of the instance's image: the service's own rules parser
+# (@powersync/service-sync-rules) gives the verdict the service would give at start-up or on its
+# validate endpoint (`fromYaml` with `defaultSchema: 'public'`, throwing on fatal errors; no live
+# schema). The parser is found the way the service finds it: from service/ (the entrypoint's
+# directory under the image's WORKDIR) through @powersync/service-core, as in the real image's
+# pnpm workspace (service/Dockerfile upstream); a flat node_modules under service/ second.
+_RULES_CHECK_SCRIPT = r"""
+const fs = require('fs'), path = require('path'), {createRequire} = require('module'), {pathToFileURL} = require('url');
+const say = (o) => process.stdout.write(JSON.stringify(o));
+function locate() {
+  const fromService = createRequire(path.resolve('service', 'package.json'));
+  try {
+    return createRequire(fromService.resolve('@powersync/service-core')).resolve('@powersync/service-sync-rules');
+  } catch (e) {
+    return fromService.resolve('@powersync/service-sync-rules');
+  }
+}
+(async () => {
+  let parser;
+  try {
+    parser = (await import(pathToFileURL(locate()).href)).SqlSyncRules;
+    if (!parser || typeof parser.fromYaml !== 'function') throw new Error('SqlSyncRules.fromYaml is missing');
+  } catch (e) {
+    return say({unavailable: String(e && e.message || e).split('\n')[0]});
+  }
+  try {
+    parser.fromYaml(fs.readFileSync(process.argv[1], 'utf8'), {defaultSchema: 'public'});
+    say({errors: []});
+  } catch (e) {
+    const all = Array.isArray(e && e.errors) ? e.errors : [e];
+    const fatal = all.filter((x) => !x || x.type !== 'warning');
+    say({errors: (fatal.length ? fatal : all).map((x) => String(x && x.message || x))});
+  }
+})();
+"""
+_RULES_CHECK_DIR = "/tmp"
+_RULES_CHECK_FILE = "dokku-powersync-rules.yaml"
+LABEL_RULES_CHECK = "com.dokku.powersync.rules-check"
+
 
 class DockerUnavailable(DomainError):
     pass
@@ -104,6 +145,14 @@ class HttpResult:
 
 
 @dataclass(frozen=True)
+class RulesVerdict:
+    """The image's own parser on some rules: `errors` empty = accepted; `problem` set = the check
+    could not run (no verdict)."""
+    errors: tuple[str, ...] = ()
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class ImageView:
     id: str
     tags: tuple[str, ...]
@@ -117,6 +166,7 @@ class DockerEngine:
         # Seconds the PowerSync process took to answer admin and probe requests, as timed inside
         # its container (POWERSYNC_TIMINGS separates them from the plugin's own time).
         self.service_seconds = 0.0
+        self._rules_verdicts: dict[tuple[str, str], RulesVerdict] = {}
 
     @property
     def client(self):
@@ -174,8 +224,7 @@ class DockerEngine:
 
     def build_derived(self, base: ImageView, base_reference: str, version: str) -> str:
         """Build (or reuse) the one-layer image `FROM base` + /app/app.json; return its tag."""
-        short = base.digest.split(":", 1)[-1][:12]
-        tag = f"{DERIVED_REPOSITORY}:{version}-{short}"
+        tag = derived_tag(base, version)
         existing = self.image(tag)
         if existing is not None and existing.labels.get(LABEL_DERIVED_TAG) == tag and existing.labels.get(LABEL_BASE_DIGEST) == base.digest:
             return tag
@@ -265,6 +314,20 @@ class DockerEngine:
         pattern = re.compile(rf"{re.escape(app)}\.[a-z0-9-]+\.\d+\.upcoming-\d+")
         return sorted(c.name for c in containers if pattern.fullmatch(c.name))
 
+    def stop_app_containers(self, app: str, timeout: int = 30) -> list[str]:
+        """Stop every running container of the app gracefully (SIGTERM, then `timeout` seconds),
+        as Dokku's docker-local scheduler-stop does; returns their names."""
+        import docker.errors
+
+        stopped = []
+        for container in self.client.containers.list(filters={"label": f"com.dokku.app-name={app}"}):
+            try:
+                container.stop(timeout=timeout)
+                stopped.append(container.name)
+            except docker.errors.NotFound:
+                pass
+        return stopped
+
     def remove_container(self, name: str) -> None:
         import docker.errors
 
@@ -280,6 +343,66 @@ class DockerEngine:
             return self.client.containers.get(container_id).logs(tail=lines).decode(errors="replace")
         except docker.errors.NotFound:
             return ""
+
+    def check_rules(self, image: str, content: str, owner: str, timeout: float = 60.0) -> RulesVerdict:
+        """Parse `content` with `image`'s own rules parser in a one-off container (no network,
+        removed afterwards). The rules travel as a file copied in before start, never on a
+        command line (512 KiB rules would pass the 128 KiB argument limit). One run per image
+        and content per process: rollback-rules previews, then applies, the same rules."""
+        key = (image, hashlib.sha256(content.encode()).hexdigest())
+        if key not in self._rules_verdicts:
+            self._rules_verdicts[key] = self._run_rules_check(image, content, owner, timeout)
+        return self._rules_verdicts[key]
+
+    def _run_rules_check(self, image: str, content: str, owner: str, timeout: float) -> RulesVerdict:
+        import docker.errors
+
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            raw = content.encode()
+            info = tarfile.TarInfo(_RULES_CHECK_FILE)
+            info.size, info.mode, info.mtime = len(raw), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(raw))
+        container = None
+        try:
+            container = self.client.containers.create(
+                image,
+                entrypoint=["node"],
+                command=["-e", _RULES_CHECK_SCRIPT, f"{_RULES_CHECK_DIR}/{_RULES_CHECK_FILE}"],
+                network_mode="none",
+                labels={LABEL_RULES_CHECK: owner},
+            )
+            container.put_archive(_RULES_CHECK_DIR, archive.getvalue())
+            container.start()
+            try:
+                exit_code = int(container.wait(timeout=timeout).get("StatusCode", -1))
+            except Exception:  # requests' ReadTimeout / ConnectionError: the SDK does not wrap them
+                return RulesVerdict(problem=f"the parser gave no answer within {timeout:.0f} s")
+            output = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            error_tail = container.logs(stdout=False, stderr=True, tail=3).decode(errors="replace").strip()
+        except docker.errors.ImageNotFound:
+            return RulesVerdict(problem=f"image {image} is not on this host")
+        except docker.errors.APIError as exc:
+            return RulesVerdict(problem=f"Docker refused the check container: {exc.explanation or exc}")
+        finally:
+            if container is not None:
+                try:
+                    container.remove(force=True)
+                except docker.errors.APIError:
+                    pass
+        try:
+            parsed = json.loads(output)
+        except ValueError:
+            detail = error_tail.splitlines()[-1] if error_tail else "no output"
+            return RulesVerdict(problem=f"`node` in {image} exited {exit_code}: {detail}")
+        if parsed.get("unavailable"):
+            return RulesVerdict(problem=f"{image} has no usable @powersync/service-sync-rules ({parsed['unavailable']})")
+        return RulesVerdict(errors=tuple(str(e) for e in parsed.get("errors") or ()))
+
+
+def derived_tag(base: ImageView, version: str) -> str:
+    """The tag of the derived image of `base` (what build_derived builds, and dry runs compare)."""
+    return f"{DERIVED_REPOSITORY}:{version}-{base.digest.split(':', 1)[-1][:12]}"
 
 
 def _view(container) -> ContainerView:

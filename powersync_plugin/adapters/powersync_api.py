@@ -109,3 +109,16 @@ def summarize_diagnostics(payload) -> dict:
         "deploying-rules": rules(data.get("deploying_sync_rules")) if data.get("deploying_sync_rules") else None,
         "replication-errors": connection_errors,
     }
+
+
+def slots_in_use(payload) -> set[str]:
+    """The replication slots a running instance reports as its own (active and deploying rules):
+    the proof that a slot under a shared prefix belongs to this instance."""
+    data = payload.get("data", payload) if isinstance(payload, dict) else {}
+    slots = set()
+    for section in (data.get("active_sync_rules"), data.get("deploying_sync_rules")):
+        if isinstance(section, dict):
+            for connection in section.get("connections") or []:
+                if isinstance(connection, dict) and isinstance(connection.get("slot_name"), str):
+                    slots.add(connection["slot_name"])
+    return slots

@@ -13,6 +13,7 @@ import yaml
 
 from powersync_plugin.core.config_render import EnvRef
 from powersync_plugin.core.errors import DomainError
+from powersync_plugin.core.names import check_slot_prefix
 
 DEFAULT_SLOT_PREFIX = "powersync_"  # the service's default: adopting must keep the running slot
 MANAGED_ENV = {
@@ -139,7 +140,7 @@ def parse_config(text: str, rules_file: Optional[str] = None) -> AdoptedConfig:
         rules=rules,
         audience=audience,
         kid=managed_key.get("kid"),
-        slot_prefix=connection.get("slot_name_prefix") or DEFAULT_SLOT_PREFIX,
+        slot_prefix=check_slot_prefix(str(connection.get("slot_name_prefix") or DEFAULT_SLOT_PREFIX), "slot_name_prefix"),
         storage=storage_mode,
         source_sslmode=connection.get("sslmode") or "verify-full",
         storage_sslmode=storage.get("sslmode") or "verify-full",

@@ -10,7 +10,7 @@ from typing import Optional
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.derive import rules_digest
 from powersync_plugin.core.errors import DomainError, UsageProblem
-from powersync_plugin.core.names import check_app_name, slot_prefix
+from powersync_plugin.core.names import check_app_name, check_existing_app_name, slot_prefix
 from powersync_plugin.core.state import InstanceState, RulesRevision
 
 STORAGE_MODES = ("separate-database", "same-database")
@@ -192,7 +192,7 @@ def decide_link(
 
 def require_linkable(state: InstanceState, backend: str) -> None:
     require_live(state)
-    check_app_name(backend, "backend app name")
+    check_existing_app_name(backend)
     if backend == state.name:
         raise UsageProblem("An instance cannot be linked to itself: name the backend app that holds SECRET_KEY")
     if state.link is not None:

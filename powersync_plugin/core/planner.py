@@ -34,6 +34,7 @@ class Kind(enum.Enum):
     DESTROY_APP = "destroy app"
     SET_BACKEND_URL = "set backend POWERSYNC_URL"
     UNSET_BACKEND_URL = "unset backend POWERSYNC_URL"
+    SET_WAL_LEVEL = "set wal_level=logical (ALTER SYSTEM)"  # link --configure-source, then a RESTART
 
 
 LEGEND = {
@@ -49,6 +50,7 @@ LEGEND = {
     Kind.RESTART: "~",
     Kind.DEPLOY_IMAGE: "~",
     Kind.STOP: "~",
+    Kind.SET_WAL_LEVEL: "~",
 }
 
 

@@ -77,3 +77,12 @@ def test_other_jwks_keys_are_kept_after_the_managed_one_and_their_secrets_are_no
 def test_jwks_the_plugin_cannot_manage_is_refused(keys_yaml, message):
     with pytest.raises(DomainError, match=message):
         adoption.parse_config(_with_keys(keys_yaml), RULES)
+
+
+def test_an_adopted_slot_prefix_postgres_would_refuse_is_refused():
+    rules = "sync_config:\n  content: |\n" + "".join("    " + line + "\n" for line in RULES.splitlines())
+    named = BASE.replace("      sslmode: disable\n", "      sslmode: disable\n      slot_name_prefix: ps_jv_\n")
+    assert adoption.parse_config(named + rules).slot_prefix == "ps_jv_"
+    hostile = named.replace("ps_jv_", "\"x'; DROP TABLE t; --\"")
+    with pytest.raises(DomainError, match="Invalid slot_name_prefix"):
+        adoption.parse_config(hostile + rules)
