@@ -44,7 +44,24 @@ class Context:
 
 
 def actor() -> str:
-    return os.environ.get("SSH_NAME") or os.environ.get("SSH_USER") or pwd.getpwuid(os.geteuid()).pw_name
+    """Who ran the command, for history. Over SSH, Dokku's SSH_NAME is the key's name; on the host
+    it is always `default`, so the person is the login user (the audit loginuid survives sudo and
+    Dokku's re-exec as dokku), else the user Dokku re-executed for (SSH_USER, `id -un` before it)."""
+    name = os.environ.get("SSH_NAME", "")
+    if name and name != "default":
+        return name
+    return _login_user() or os.environ.get("SSH_USER") or os.environ.get("SUDO_USER") or pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _login_user() -> Optional[str]:
+    try:
+        with open("/proc/self/loginuid") as handle:
+            uid = int(handle.read().strip())
+        user = pwd.getpwuid(uid).pw_name
+    except (OSError, ValueError, KeyError):
+        return None
+    # 4294967295: no login session (a service, a container); dokku: an SSH login without a key name.
+    return None if uid == 4294967295 or user == "dokku" else user
 
 
 def command_argv() -> list[str]:
@@ -94,7 +111,13 @@ def create(name: str, image: str, image_version: Optional[str], memory: str, sto
 @instance_argument
 @dry_run_option
 def set_rules(name: str, dry_run: bool) -> None:
-    """Publish sync rules read from stdin (one restart, gated on readiness)."""
+    """Publish sync rules read from stdin (one restart, gated on readiness).
+
+    The rules are checked before they are recorded: by the running instance's
+    own API or, when the instance does not run (not linked yet, or stopped), by
+    the rules parser in its image, in a one-off container without network.
+    Rules either refuses are not recorded; nothing changes.
+    """
     stdin = click.get_binary_stream("stdin")
     if stdin.isatty():
         raise click.UsageError(f"Pipe the rules on stdin: dokku {PLUGIN}:set-rules {name} < sync-rules.yaml")
@@ -348,7 +371,11 @@ def upgrade(name: str, image_version: Optional[str], image: Optional[str], force
 @instance_argument
 @dry_run_option
 def reconcile(name: str, dry_run: bool) -> None:
-    """Converge the app on the journal after an interrupted command or manual drift."""
+    """Converge the app on the journal after an interrupted command or manual drift.
+
+    Also gives the linked backend the instance's current URL (POWERSYNC_URL) when its domain or
+    certificate changed without the plugin's triggers seeing it.
+    """
     Context().application().reconcile(name, dry_run)
 
 

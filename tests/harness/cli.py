@@ -13,6 +13,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 
 from . import apps, calllog, certs, config, deploy, git, plugins, postgres, triggers
 from .output import DokkuExit, out, warn
@@ -29,7 +30,11 @@ def _reexec_as_dokku(argv: list[str]) -> None:
     env = dict(os.environ)
     env["HOME"] = str(lay.dokku_root)
     env["HARNESS_INVOKED_UID"] = str(os.getuid())
-    env.setdefault("SSH_USER", pwd.getpwuid(os.getuid()).pw_name)
+    # The dokku script: `export SSH_USER=$(id -un)`, then `sudo -u dokku -E -H "$0" "$@"`; sudo
+    # sets SUDO_USER/SUDO_UID/SUDO_GID to the user who invoked it, -E keeps the rest.
+    invoker = pwd.getpwuid(os.getuid())
+    env["SSH_USER"] = invoker.pw_name
+    env.update(SUDO_USER=invoker.pw_name, SUDO_UID=str(invoker.pw_uid), SUDO_GID=str(invoker.pw_gid))
     entry = os.path.join(os.path.dirname(os.path.abspath(__file__)), "entry.py")
     sys.stdout.flush()
     os.execvpe("setpriv", ["setpriv", f"--reuid={DOKKU_USER}", f"--regid={DOKKU_USER}", "--init-groups",
@@ -80,6 +85,9 @@ def dokku_main(argv: list[str]) -> int:
     except OSError:
         os.chdir(layout().dokku_root)
     calllog.begin("dokku", original)
+    if cmd in os.environ.get("HARNESS_HANG_COMMANDS", "").split(","):
+        # Fault injection: a Dokku command that never answers (a stuck docker daemon, a lock).
+        time.sleep(3600)
     try:
         rc = dispatch(cmd, argv[1:])
     except DokkuExit as exc:
