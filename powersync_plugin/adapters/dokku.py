@@ -13,10 +13,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
+from powersync_plugin import settings
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.redact import Redactor
 
 APP_MISSING_EXIT = 20
+TIMED_OUT = 124  # timeout(1)'s exit code
+# Commands that deploy or restart (Dokku waits for health checks, retire, ...) get the long
+# timeout; every other call reads or writes a little state and should answer within seconds.
+DEPLOYING = frozenset({
+    "git:from-image", "ps:restart", "ps:start", "ps:rebuild", "ps:stop", "run", "postgres:restart",
+    "apps:destroy", "postgres:link", "postgres:unlink",
+})
+
+
+def call_timeout(args: Sequence[str]) -> float:
+    restarts = args[0] in ("config:set", "config:unset") and "--no-restart" not in args
+    if args[0] in DEPLOYING or restarts:
+        return settings.seconds("POWERSYNC_DEPLOY_TIMEOUT", 900)
+    return settings.seconds("POWERSYNC_DOKKU_TIMEOUT", 120)
 NO_CHANGES = "No changes detected"
 
 
@@ -44,6 +59,7 @@ class Dokku:
     def run(self, *args: str, input: Optional[str] = None, check: bool = True) -> subprocess.CompletedProcess:
         env = dict(os.environ)
         env["DOKKU_QUIET_OUTPUT"] = "1"
+        timeout = call_timeout(args)
         started = time.monotonic()
         try:
             result = subprocess.run(
@@ -52,7 +68,16 @@ class Dokku:
                 capture_output=True,
                 text=True,
                 env=env,
+                timeout=timeout,
             )
+        except subprocess.TimeoutExpired:
+            command = "dokku " + " ".join(self.redactor.argument(arg) for arg in args[:3])
+            knob = "POWERSYNC_DEPLOY_TIMEOUT" if args[0] in DEPLOYING else "POWERSYNC_DOKKU_TIMEOUT"
+            raise DokkuCommandFailed(
+                f"`{command}` did not finish within {timeout:g}s and was stopped: check the host "
+                f"(`dokku ps:report`, `docker ps`), or allow more time with {knob}=<seconds>",
+                TIMED_OUT,
+            ) from None
         finally:
             self.timer.seconds += time.monotonic() - started
             self.timer.calls += 1
@@ -118,8 +143,13 @@ class Dokku:
     def ports_map(self, app: str) -> list[str]:
         return self.run("ports:report", app, "--ports-map").stdout.split()
 
-    def ports_set(self, app: str, *mappings: str) -> None:
-        self.run("ports:set", app, *mappings)
+    def ports_add(self, app: str, *mappings: str) -> None:
+        """Add mappings, keeping the others (`ports:set` would replace the whole map, dropping
+        the https:443 mapping Dokku adds with a certificate)."""
+        self.run("ports:add", app, *mappings)
+
+    def ports_remove(self, app: str, *mappings: str) -> None:
+        self.run("ports:remove", app, *mappings)
 
     def memory_limit(self, app: str, memory: str) -> None:
         self.run("resource:limit", "--memory", memory, app)
@@ -128,9 +158,8 @@ class Dokku:
         return self.run("domains:report", app, "--domains-app-vhosts").stdout.split()
 
     def tls_enabled(self, app: str) -> bool:
-        """True when the letsencrypt plugin manages a certificate for the app."""
-        result = self.run("letsencrypt:active", app, check=False)
-        return result.returncode == 0 and result.stdout.strip() == "true"
+        """True when the app has a certificate, whatever installed it (certs:add, letsencrypt)."""
+        return self.run("certs:report", app, "--ssl-enabled").stdout.strip() == "true"
 
     def storage_mounts(self, app: str) -> list[str]:
         text = self.run("storage:list", app, "--format", "json").stdout.strip()
@@ -142,9 +171,6 @@ class Dokku:
     def source_image(self, app: str) -> str:
         """The image `git:from-image` last deployed (Dokku keeps it as git's source-image)."""
         return self.run("git:report", app, "--git-source-image").stdout.strip()
-
-    def letsencrypt_enable(self, app: str) -> None:
-        self.run("letsencrypt:enable", app)
 
     # deploys
     def deploy_image(self, app: str, image: str) -> bool:
@@ -173,6 +199,15 @@ class Dokku:
     def postgres_links(self, service: str) -> list[str]:
         value = self.run("postgres:info", service, "--links").stdout.strip()
         return [] if value in ("", "-") else value.split()
+
+    def postgres_app_links(self, app: str) -> list[str]:
+        """The dokku-postgres services linked to `app`, one a line ([] without dokku-postgres)."""
+        result = self.run("postgres:app-links", app, check=False)
+        if result.returncode != 0:
+            if "is not a dokku command" in result.stderr:
+                return []
+            raise self.failure(("postgres:app-links", app), result)
+        return result.stdout.split()
 
     def postgres_dsn(self, service: str) -> str:
         return self.run("postgres:info", service, "--dsn").stdout.strip()
