@@ -542,3 +542,11 @@ def _main(argv: Optional[list[str]] = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        from powersync_plugin.adapters.docker_engine import timeout_message
+
+        message = timeout_message(exc)
+        if message is None:
+            raise
+        click.echo(f" !     {message}", err=True)
+        sys.exit(1)

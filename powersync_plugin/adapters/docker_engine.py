@@ -17,7 +17,9 @@ import tarfile
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
 
+from powersync_plugin import settings
 from powersync_plugin.core.errors import DomainError
 
 DERIVED_REPOSITORY = "dokku-powersync/powersync-service"
@@ -174,7 +176,8 @@ class DockerEngine:
             import docker
 
             try:
-                self._client = docker.from_env()
+                # Every Docker call times out (the SDK's default is 60 s; slow hosts may raise it).
+                self._client = docker.from_env(timeout=int(settings.seconds("POWERSYNC_DOCKER_TIMEOUT", 60)))
                 self._client.ping()
             except Exception as exc:  # the SDK raises several types for "no daemon"
                 raise DockerUnavailable(f"Cannot reach the Docker engine: {exc}") from None
@@ -448,3 +451,18 @@ def quick_container_status(container_name: str, socket_path: str = "/var/run/doc
     except (ValueError, KeyError):
         return "unknown"
     return "running" if running else "stopped"
+
+
+def timeout_message(exc: BaseException) -> Optional[str]:
+    """A clear message for a Docker call that timed out (the SDK raises requests' Timeout), naming
+    the call; None for any other error."""
+    import requests
+
+    if not isinstance(exc, requests.exceptions.Timeout):
+        return None
+    request = getattr(exc, "request", None)
+    call = f"{request.method} {urlsplit(request.url).path}" if request is not None and request.url else "a Docker API call"
+    return (
+        f"The Docker engine did not answer {call} within {settings.seconds('POWERSYNC_DOCKER_TIMEOUT', 60):g}s: "
+        "check `systemctl status docker`, or allow more time with POWERSYNC_DOCKER_TIMEOUT=<seconds>"
+    )
