@@ -30,6 +30,14 @@ def run_hook(trigger: str, args: list[str]) -> int:
             Context().application().on_app_rename_setup(args[0], args[1])
         elif trigger == "post-app-rename":
             Context().application().on_app_renamed(args[0], args[1])
+        elif trigger == "post-domains-update":
+            # argv: APP ACTION [DOMAIN...] (dokku plugins/domains); the certs plugin's bare
+            # `post-domains-update APP` follows a post-certs-* trigger, handled below.
+            Context().application().on_url_inputs_changed(args[0], f"domains:{args[1]}", f"the domains of {args[0]} changed")
+        elif trigger in ("post-certs-update", "post-certs-remove"):
+            # argv: APP (dokku plugins/certs, dokku-letsencrypt)
+            verb = "added" if trigger == "post-certs-update" else "removed"
+            Context().application().on_url_inputs_changed(args[0], f"certificate {verb}", f"a certificate was {verb} on {args[0]}")
         elif trigger == "post-app-clone-setup":
             Context().application().on_app_clone_setup(args[0], args[1])
         elif trigger == "service-list":

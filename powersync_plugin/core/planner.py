@@ -12,12 +12,17 @@ from typing import Mapping, Optional
 
 # Keys that would silently override the rules the plugin publishes.
 RULES_OVERRIDES = ("POWERSYNC_SYNC_CONFIG_B64", "POWERSYNC_SYNC_RULES_B64")
+# The one mapping the plugin owns; every other mapping (https:443 from certs:add or letsencrypt,
+# anything added by hand) is Dokku's or the operator's and is kept.
 INSTANCE_PORTS = ("http:80:8080",)
+# What Dokku's ports plugin maps on post-certs-update next to http:80:8080.
+TLS_PORT = "https:443:8080"
 
 
 class Kind(enum.Enum):
     CREATE_APP = "create app"
-    SET_PORTS = "set ports"
+    ADD_PORTS = "add ports"
+    REMOVE_PORTS = "remove ports"
     SET_MEMORY = "set memory limit"
     UNSET_CONFIG = "unset config"
     SET_CONFIG = "set config"
@@ -46,6 +51,7 @@ LEGEND = {
     Kind.UNSET_CONFIG: "-",
     Kind.UNMOUNT: "-",
     Kind.UNSET_BACKEND_URL: "-",
+    Kind.REMOVE_PORTS: "-",
     Kind.UNLINK_DATABASE: "-",
     Kind.RESTART: "~",
     Kind.DEPLOY_IMAGE: "~",
@@ -80,6 +86,7 @@ class Observed:
 
     env: Mapping[str, str] = field(default_factory=dict)
     ports: tuple[str, ...] = ()
+    tls: bool = False  # the app has a certificate (certs:report --ssl-enabled), whoever installed it
     deployed_image: Optional[str] = None
     running: bool = False
 
@@ -100,6 +107,20 @@ class Plan:
         return [action.describe() for action in self.actions] + [self.summary()]
 
 
+def _scheme_host(mapping: str) -> str:
+    return ":".join(mapping.split(":")[:2])
+
+
+def missing_ports(observed: Observed) -> tuple[str, ...]:
+    """The mappings the instance needs that the map lacks: http:80:8080, and with a certificate
+    https:443:8080 when nothing serves https on 443 (as Dokku's post-certs-update adds it; an
+    emptied map lost it)."""
+    needed = list(INSTANCE_PORTS)
+    if observed.tls and not any(_scheme_host(m) == "https:443" for m in observed.ports):
+        needed.append(TLS_PORT)
+    return tuple(m for m in needed if m not in observed.ports)
+
+
 def plan_publish(
     app: str, desired_env: Mapping[str, str], image: str, observed: Observed,
     remove_keys: tuple[str, ...] = (), unmounts: tuple[str, ...] = (),
@@ -112,9 +133,16 @@ def plan_publish(
     actions: list[Action] = []
     for mount in unmounts:
         actions.append(Action(Kind.UNMOUNT, app, detail=mount))
-    if tuple(observed.ports) != INSTANCE_PORTS:
-        # domains:set clears the ports map; a plugin that owns an app's ports re-asserts them.
-        actions.append(Action(Kind.SET_PORTS, app, detail=" ".join(INSTANCE_PORTS)))
+    missing = missing_ports(observed)
+    if missing:
+        # domains:set clears the ports map: re-add what is missing, never replace the map (a
+        # `ports:set` would drop the https mapping a certificate added). Dokku refuses two maps
+        # on one scheme:host-port, so another http:80 target goes first.
+        taken = {_scheme_host(m) for m in missing}
+        conflicting = tuple(m for m in observed.ports if _scheme_host(m) in taken)
+        if conflicting:
+            actions.append(Action(Kind.REMOVE_PORTS, app, detail=" ".join(conflicting)))
+        actions.append(Action(Kind.ADD_PORTS, app, detail=" ".join(missing)))
     stale = tuple(key for key in RULES_OVERRIDES + tuple(remove_keys) if key in observed.env and key not in desired_env)
     stale = tuple(dict.fromkeys(stale))
     if stale:

@@ -56,13 +56,18 @@ and one HS256 key ``{kty: oct, alg: HS256, k: !env PS_SECRET_KEY_B64, kid: <prod
 accepts no token at all, so anything adopting it cannot use the admin API until it adds one.
 
 Ports: on Dokku 0.38.27 (and the harness) ``domains:set`` empties the ports map, and the script
-runs ``ports:set`` before ``domains:set``, so ONE run of the script leaves no ports map (the
+runs ``ports:set`` before ``domains:set``, so ONE run of the script deploys with no ports map (the
 deploy falls back to the detected map). The script is idempotent and meant to be re-run; its
 second run finds no ``80 -> 8080`` mapping and re-sets it, and skips ``domains:set`` (domain
 already there). ``script_runs=2`` (default) models that: after the first pass it repeats the
 port step, so the end state has ``http:80:8080`` as facts/jeeves-deployment.md describes (the
 running container was started before, with the fallback ``PORT``; PowerSync ignores ``PORT``).
-``script_runs=1`` leaves the single-run state with an empty ports map.
+TLS (dokku-letsencrypt as tests/harness/certs.py models it): ``letsencrypt:enable`` runs on the
+empty map, whose detected fallback ``http:80:5000`` (the image has no ``EXPOSE``) already listens
+on 80, so it adds no mapping, and its ``certs:add`` adds no ``https:443`` (Dokku adds one only
+beside an ``http:80`` of the map). The second run's ``ports:set http:80:8080`` then leaves the
+certificate installed with no https mapping; the first managed publish restores
+``https:443:8080``.
 """
 from __future__ import annotations
 
@@ -301,14 +306,16 @@ def _ports_step(h, app: str) -> None:
 
 def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bool = False,
                   rules: str = RULES, image: str = IMAGE, script_runs: int = 2,
-                  rules_file: bool = False, old_key: bool = False) -> JeevesDeployment:
+                  rules_file: bool = False, old_key: bool = False, service: str | None = None) -> JeevesDeployment:
     """Reproduce the Jeeves scripts' end state for ``product`` (default ``jv<6 hex>``) on harness ``h``.
 
     ``layout``: ``"config-b64"`` (POWERSYNC_CONFIG_B64) or ``"config-path"`` (file on a storage
     mount, POWERSYNC_CONFIG_PATH). ``inert_mount`` (config-b64 only): also leave the older
     layout's file and ``/config`` mount behind, as a migrated host has them. ``script_runs``:
     2 (default) ends with the ports map ``http:80:8080``; 1 leaves it empty (domains:set trap).
-    ``rules``: the sync rules to embed (must end with exactly one newline). Returns once the
+    ``service``: the dokku-postgres service's name (default ``product``; dokku-postgres also
+    allows ``_`` and upper case, which app names do not). ``rules``: the sync rules to embed
+    (must end with exactly one newline). Returns once the
     instance is ready, still running, and its replication slot exists on the source.
     See the module docstring for every command and the resulting state.
     """
@@ -321,7 +328,7 @@ def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bo
     if script_runs not in (1, 2):
         raise ValueError("script_runs must be 1 or 2")
     product = product or f"jv{uuid.uuid4().hex[:6]}"
-    backend, app, service = product, f"{product}-powersync", product
+    backend, app, service = product, f"{product}-powersync", service or product
     domain = f"powersync.{product}.example.test"
     secret_key = secrets.token_urlsafe(64)  # 86 chars; its base64 is 116 chars (> 76: GNU wraps)
     config_yaml = render_config(product, rules, RULES_FILE_NAME if rules_file else None, old_key)
@@ -365,8 +372,10 @@ def deploy_jeeves(h, layout: str, product: str | None = None, *, inert_mount: bo
     backend_db_url = _ok(h.run("config:get", backend, "DATABASE_URL"), "config:get DATABASE_URL").strip()
     assert backend_secret == secret_key
     pg_host = backend_db_url.split("@", 1)[1].split("/", 1)[0].split(":", 1)[0]
-    assert pg_host.startswith("dokku-postgres-"), pg_host
-    assert pg_host[len("dokku-postgres-"):] == service
+    # The scripts read the service off this host, which works only for names without `_`
+    # (dokku-postgres turns `_` into `-` there): the `service=` variant stands for an operator
+    # who named it by hand.
+    assert pg_host == "dokku-postgres-" + service.replace("_", "-"), pg_host
     links_line = next((line for line in _ok(h.run("postgres:info", service), "postgres:info").splitlines()
                        if line.strip().startswith("Links:")), "")
     if app not in links_line.split()[1:]:

@@ -56,7 +56,10 @@ def test_adopt_a_jeeves_deployment(harness, layout):
     tls_enables = h.app_state(app)["letsencrypt_enables"]
     result = h.run("powersync:set-rules", app, input=d.rules)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert h.app_state(app)["letsencrypt_enables"] == tls_enables + 1  # the new image's vhost keeps TLS
+    # No certificate request on publish (finding 4): Dokku keeps serving the installed certificate,
+    # and the https mapping letsencrypt's certs:add made survives.
+    assert h.app_state(app)["letsencrypt_enables"] == tls_enables
+    assert h.run("ports:report", app, "--ports-map").stdout.split() == ["http:80:8080", "https:443:8080"]
     assert len(h.deploys(app)) == deploys_before[0] + 1 and len(h.deploys(backend)) == deploys_before[1]
     assert d.current_slots() == slots_before
     env = app_config(h, app)

@@ -9,8 +9,8 @@ BROKEN = """bucket_definitions:
       - SELECT * FROM todos JOIN lists ON todos.id = lists.id
 """
 READ_ONLY = {
-    "apps:exists", "config:export", "config:keys", "ports:report", "domains:report", "letsencrypt:active",
-    "postgres:exists", "postgres:info", "postgres:connect", "config:get",
+    "apps:exists", "config:export", "config:keys", "ports:report", "domains:report", "certs:report",
+    "postgres:exists", "postgres:info", "postgres:app-links", "postgres:connect", "config:get",
 }
 
 

@@ -58,6 +58,8 @@ def test_config_vars_and_app_settings(harness, jeeves):
     assert h.run("domains:report", d.powersync_app, "--domains-app-vhosts").stdout.split() == [d.domain]
     assert h.run("letsencrypt:active", d.powersync_app).stdout.strip() == "true"
     assert "400m" in h.run("resource:report", d.powersync_app).stdout
+    # a certificate but no https:443 mapping: see "Ports" in jeeves.py
+    assert h.run("certs:report", d.powersync_app, "--ssl-enabled").stdout.strip() == "true"
     assert h.run("ports:report", d.powersync_app, "--ports-map").stdout.split() == ["http:80:8080"]
     wal = h.run("postgres:connect", d.service, input="SHOW wal_level;\n").stdout
     assert "logical" in wal
