@@ -141,6 +141,7 @@ class Application:
 
     def rollback_rules(self, name: str, to: Optional[int], dry_run: bool, force: bool, confirm: Callable[[str], bool]) -> None:
         with self._lock(name):
+            self._require_local_scheduler(name)
             state = self.load(name)
             decisions.require_live(state)
             current = state.current_rules
@@ -441,6 +442,7 @@ class Application:
         the app and restarts nothing: the running container keeps serving as it is."""
         check_existing_app_name(name, "app name")
         with self._lock(name):
+            self._require_local_scheduler(name)
             state = self.load(name)
             if state.live:
                 raise DomainError(f"{name} is already managed by dokku-powersync (`dokku powersync:info {name}`)")
@@ -617,6 +619,7 @@ class Application:
     def rotate(self, name: str, cause: str, from_hook: bool = False) -> None:
         """Re-derive the instance from its backend's current SECRET_KEY and DATABASE_URL."""
         with self._lock(name):
+            self._require_local_scheduler(name)
             state = self.load(name)
             decisions.require_live(state)
             if state.link is None:
@@ -656,6 +659,7 @@ class Application:
 
     def upgrade(self, name: str, image: Optional[str], image_version: Optional[str], force: bool, dry_run: bool) -> None:
         with self._lock(name):
+            self._require_local_scheduler(name)
             state = self.load(name)
             decisions.require_live(state)
             target_image = image or state.image
@@ -689,12 +693,25 @@ class Application:
     def reconcile(self, name: str, dry_run: bool) -> None:
         """Converge the app on the journal: after a crash mid-command, or drift made by hand."""
         with self._lock(name):
+            self._require_local_scheduler(name)
             self._reconcile_locked(self.load(name), dry_run)
             # a domain or certificate change the triggers missed (plugin disabled, files by hand)
             self._follow_url(name, "powersync:reconcile", "its domain or certificate changed", dry_run)
 
+    def _require_local_scheduler(self, name: str) -> None:
+        """The plugin observes and stops instances through the local Docker engine: an instance app
+        moved to another scheduler (scheduler-k3s) would be half-handled, so it is refused."""
+        scheduler = self.dokku.scheduler(name)
+        if scheduler not in (None, "docker-local"):
+            raise DomainError(
+                f"{name} runs on the {scheduler} scheduler; dokku-powersync manages instances on docker-local only "
+                f"(it reads their containers from the local Docker engine). Nothing changed. Move it back with "
+                f"`dokku scheduler:set {name} selected docker-local` and `dokku ps:rebuild {name}`"
+            )
+
     def _load_reconciled(self, name: str, dry_run: bool = False) -> InstanceState:
         """The instance's state, after finishing a change an earlier command left without outcome."""
+        self._require_local_scheduler(name)
         state = self.load(name)
         if state.pending_intent is None:
             return state
@@ -793,6 +810,7 @@ class Application:
         return derive.sign_hs256(secret_key.encode("utf-8"), payload, state.kid)
 
     def status(self, name: str) -> dict:
+        self._require_local_scheduler(name)
         state = self.load(name)
         decisions.require_live(state)
         container = self.docker.web_container(name)

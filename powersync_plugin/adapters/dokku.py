@@ -172,6 +172,12 @@ class Dokku:
         """The image `git:from-image` last deployed (Dokku keeps it as git's source-image)."""
         return self.run("git:report", app, "--git-source-image").stdout.strip()
 
+    def scheduler(self, app: str) -> Optional[str]:
+        """The scheduler that runs the app (docker-local unless moved, e.g. to k3s); None when
+        the app does not exist."""
+        result = self.run("scheduler:report", app, "--scheduler-computed-selected", check=False)
+        return result.stdout.strip() or None if result.returncode == 0 else None
+
     # deploys
     def deploy_image(self, app: str, image: str) -> bool:
         """Deploy `image`; False when Dokku reports the image unchanged (a no-op, not a failure)."""
