@@ -1003,27 +1003,35 @@ class Application:
     def _publish_or_restore(self, state: InstanceState, backend_secrets: BackendSecrets, cause: int) -> None:
         name = state.name
         previous_env = self.dokku.config(name)
+        previous_image = self.dokku.source_image(name)
         try:
             self._publish(state, backend_secrets)
         except DomainError as exc:
             self.out.warn(f"Publishing failed: {str(exc).splitlines()[0]}")
-            self.out.step("Restoring the previous config")
-            restored = self._compensate(lambda: self._restore_env(state, previous_env))
+            self.out.step("Restoring the previous config and image")
+            restored = self._compensate(lambda: self._restore(state, previous_env, previous_image))
             self._record(state, [decisions.outcome(cause, False, str(exc).splitlines()[0], restored)])
             raise CommandFailed(
                 f"Publishing to {name} failed: {exc}\n"
-                + _restored_text(restored, "the previous config is back and the instance is ready")
+                + _restored_text(restored, "the previous config and image are back and the instance is ready")
             ) from None
         self._record(state, [decisions.outcome(cause, True)])
         self.out.step(f"Published to {name}")
 
-    def _restore_env(self, state: InstanceState, previous_env: dict[str, str]) -> None:
+    def _restore(self, state: InstanceState, previous_env: dict[str, str], previous_image: str) -> None:
+        """Put back the config and, when the failed publish deployed another image, that image too:
+        a restart alone would run the new image with the old config."""
         name = state.name
         current = self.dokku.config(name)
         changed = {key: value for key, value in previous_env.items() if current.get(key) != value}
         added = [key for key in current if key not in previous_env]
         self.dokku.config_unset(name, added, restart=False)
         self.dokku.config_set(name, changed, restart=False)
+        if previous_image and self.dokku.source_image(name) != previous_image:
+            self.out.step(f"Redeploying the previous image {previous_image} (waiting for readiness)")
+            if self.dokku.deploy_image(name, previous_image):
+                self._require_ready(name, state)
+                return
         container = self.docker.web_container(name)
         healthy = container is not None and container.running and self.docker.container(container.id).restart_count == 0
         if healthy:
