@@ -10,7 +10,7 @@ BROKEN = """bucket_definitions:
 """
 READ_ONLY = {
     "apps:exists", "config:export", "config:keys", "ports:report", "domains:report", "certs:report",
-    "postgres:exists", "postgres:info", "postgres:app-links", "postgres:connect", "config:get",
+    "postgres:exists", "postgres:info", "postgres:app-links", "postgres:connect", "config:get", "scheduler:report",
 }
 
 
