@@ -32,7 +32,9 @@ from powersync_plugin.core.rules import check_rules, decode_rules
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.output import Output
 from powersync_plugin.queries import rules_diff, summary_json
-from powersync_plugin.source_database import Leftover, SourceDatabase, drop_database_command, drop_slot_command
+from powersync_plugin.source_database import (
+    Leftover, SourceDatabase, drop_database_command, drop_schema_command, drop_slot_command, list_slots_command,
+)
 
 DERIVED_KEYS = ("PS_SECRET_KEY_B64", "PS_DATA_SOURCE_URI", "PS_STORAGE_SOURCE_URI")
 CHECK_SUBJECT = "dokku-powersync-link-check"
@@ -1103,7 +1105,12 @@ class Application:
                     left = self._drop_slots(state, service, proven) + self._drop_storage_database(state, service)
             except DomainError as exc:
                 left = [Leftover(f"the slots and storage of {app} on {service}", str(exc).splitlines()[0],
-                                 f"dokku powersync:status {app} (history shows the prefix {state.slot_prefix})")]
+                                 f"list them with {list_slots_command(service, state.slot_prefix)}")]
+            if state.storage == "same-database":
+                # The storage tables sit in the source database; only the service's own teardown
+                # (which needs the app) knows them, so they are named rather than guessed at.
+                left.append(Leftover(f"the storage tables of {app} (schema powersync of {service}'s database)",
+                                     "same-database storage is not dropped without the app", drop_schema_command(service)))
         payload = {"cause": "apps:destroy"}
         if left:
             payload["left"] = [str(item) for item in left]

@@ -107,5 +107,14 @@ def drop_slot_command(service: str, slot: str) -> str:
     return f"echo \"SELECT pg_drop_replication_slot('{slot}');\" | dokku postgres:connect {service}"
 
 
+def list_slots_command(service: str, prefix: str) -> str:
+    pattern = slot_name_pattern(prefix)
+    return f"echo \"SELECT slot_name, active FROM pg_replication_slots WHERE slot_name ~ '{pattern}';\" | dokku postgres:connect {service}"
+
+
+def drop_schema_command(service: str) -> str:
+    return f"echo 'DROP SCHEMA IF EXISTS powersync CASCADE;' | dokku postgres:connect {service}"
+
+
 def drop_database_command(service: str, database: str) -> str:
     return f"echo 'DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE);' | dokku postgres:connect {service}"
