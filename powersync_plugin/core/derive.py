@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 from typing import Optional
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from powersync_plugin.core.errors import DomainError
 
@@ -51,11 +51,27 @@ def database_name(uri: str) -> str:
     return urlsplit(uri).path.lstrip("/")
 
 
-def postgres_service_of(uri: str) -> Optional[str]:
-    """dokku-postgres services are reached at host `dokku-postgres-<svc>`."""
-    host = urlsplit(uri).hostname or ""
-    prefix = "dokku-postgres-"
-    return host[len(prefix):] if host.startswith(prefix) and len(host) > len(prefix) else None
+def same_database(uri: str, other: str) -> bool:
+    """Whether two Postgres URIs reach the same database as the same user.
+
+    Compared: host (case-insensitive, as DNS is), port (5432 when absent), database, user. Not
+    compared: the scheme (a backend may hold `postgresql+asyncpg://` for dokku-postgres's
+    `postgres://`), the password and the query. Used to confirm which dokku-postgres service
+    a DATABASE_URL belongs to: its host does not name the service (`acce_u` is reached at
+    `dokku-postgres-acce-u`).
+    """
+    def identity(value: str) -> Optional[tuple]:
+        parts = urlsplit(value.strip())
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            return None
+        if not parts.hostname:
+            return None
+        return parts.hostname.lower(), port, unquote(parts.path.lstrip("/")), unquote(parts.username or "")
+
+    found = identity(uri)
+    return found is not None and found == identity(other)
 
 
 def redacted_uri(uri: str) -> str:

@@ -64,8 +64,8 @@ class Backend:
         return sign_hs256(self.secret_key.encode(), claims, kid)
 
 
-def make_source(h, wal_level: str = "logical", publication: bool = True) -> str:
-    service = unique("db")
+def make_source(h, wal_level: str = "logical", publication: bool = True, service: str | None = None) -> str:
+    service = service or unique("db")
     options = ["--config-options", f"-c wal_level={wal_level}"]
     result = h.run("postgres:create", service, *options)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -31,9 +31,36 @@ def test_non_postgres_sources_are_refused(uri):
         derive.normalise_source_uri(uri)
 
 
-def test_postgres_service_is_read_from_the_host():
-    assert derive.postgres_service_of("postgresql://u:p@dokku-postgres-jeeves-db:5432/x") == "jeeves-db"
-    assert derive.postgres_service_of("postgresql://u:p@db.example.com:5432/x") is None
+DSN = "postgres://postgres:pw@dokku-postgres-acce-u:5432/acce_u"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        DSN,
+        "postgresql+asyncpg://postgres:pw@dokku-postgres-acce-u:5432/acce_u",  # a driver in the scheme
+        "postgresql://postgres:other@dokku-postgres-acce-u/acce_u?sslmode=disable",  # password, port, query
+        "postgres://postgres:pw@DOKKU-POSTGRES-ACCE-U:5432/acce_u",  # host names are case-insensitive
+    ],
+)
+def test_same_database_ignores_scheme_password_default_port_and_query(uri):
+    assert derive.same_database(uri, DSN) and derive.same_database(DSN, uri)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgres://postgres:pw@dokku-postgres-acce-v:5432/acce_u",  # another host
+        "postgres://postgres:pw@dokku-postgres-acce-u:5433/acce_u",  # another port
+        "postgres://postgres:pw@dokku-postgres-acce-u:5432/ACCE_U",  # database names are case-sensitive
+        "postgres://app:pw@dokku-postgres-acce-u:5432/acce_u",  # another user
+        "postgres://postgres:pw@dokku-postgres-acce-u:notaport/acce_u",
+        "not a url",
+        "",
+    ],
+)
+def test_same_database_tells_other_databases_apart(uri):
+    assert not derive.same_database(uri, DSN) and not derive.same_database(DSN, uri)
 
 
 def test_redacted_uri_hides_the_password():
