@@ -32,7 +32,7 @@ def linked(harness, source):
 
 @pytest.mark.parametrize("bad", ["Bad-Name", "../etc", "a;rm -rf /", "ünïcode", "x" * 200, "dash-"[::-1]])
 def test_create_refuses_invalid_names(harness, bad):
-    err = refused(harness, ["powersync:create", "--", bad], [])
+    err = refused(harness, ["powersync:create", "--image", STANDIN_REPO, "--", bad], [])
     assert "Invalid instance name" in err
 
 

@@ -7,13 +7,14 @@ fires pre-delete before it stops the app's containers, as Dokku does.
 """
 from tests.e2e.conftest import RULES, history, make_backend, slots
 from tests.e2e.jeeves import deploy_jeeves
+from tests.images.names import STANDIN_REPO
 
 FOREIGN_SLOT = "powersync_9_abcd"
 
 
 def _linked(h, source: str, name: str) -> str:
     backend = make_backend(h, source)
-    assert h.run("powersync:create", name).returncode == 0
+    assert h.run("powersync:create", name, "--image", STANDIN_REPO).returncode == 0
     assert h.run("domains:set", name, f"{name}.example.test").returncode == 0
     assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
     result = h.run("powersync:link", name, backend.app)
