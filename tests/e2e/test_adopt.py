@@ -8,7 +8,7 @@ from tests.e2e.jeeves import deploy_jeeves
 
 READ_ONLY = {
     "apps:exists", "config:export", "config:keys", "postgres:info", "git:report", "storage:list", "domains:report",
-    "ports:report", "postgres:connect",
+    "ports:report", "postgres:connect", "postgres:app-links", "scheduler:report",
 }
 
 
