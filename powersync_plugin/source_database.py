@@ -76,11 +76,8 @@ class SourceDatabase:
 
     def drop_slot(self, service: str, slot: str) -> Optional[str]:
         """Drop one slot; None when it is gone, else Postgres's reason (an active slot is refused)."""
-        try:
-            self.rows(service, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :'slot';", slot=slot)
-            return None
-        except DokkuCommandFailed as exc:
-            return _postgres_error(exc.output) or str(exc).splitlines()[0]
+        sql = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :'slot';"
+        return self._attempt(service, sql, slot=slot)
 
     # --- storage database ----------------------------------------------------------------
     def database_exists(self, service: str, database: str) -> bool:
@@ -91,8 +88,12 @@ class SourceDatabase:
 
     def drop_database(self, service: str, database: str) -> Optional[str]:
         """Drop a storage database (its connections too); None when it is gone, else the reason."""
+        return self._attempt(service, 'DROP DATABASE IF EXISTS :"database" WITH (FORCE);', database=database)
+
+    def _attempt(self, service: str, sql: str, **variables: str) -> Optional[str]:
+        """Run a statement whose failure is reported, not raised: None, or Postgres's reason."""
         try:
-            self.rows(service, 'DROP DATABASE IF EXISTS :"database" WITH (FORCE);', database=database)
+            self.rows(service, sql, **variables)
             return None
         except DokkuCommandFailed as exc:
             return _postgres_error(exc.output) or str(exc).splitlines()[0]
