@@ -99,3 +99,22 @@ def test_adopted_instance_drops_only_the_slots_it_proves_its_own(harness):
     assert result.returncode == 0, result.stdout + result.stderr
     assert d.current_slots() == [FOREIGN_SLOT]
     assert own not in result.stdout
+
+
+def test_an_instance_named_with_dots_links_and_unlinks(harness, source):
+    """Dokku accepts dots in app names; the slot prefix and storage database map them without
+    colliding with a dashed name."""
+    h = harness
+    name = f"ps.{__import__('uuid').uuid4().hex[:6]}"
+    backend = _linked(h, source, name)
+    prefix = _prefix(h, name)
+    assert prefix.startswith("psd_") and "." not in prefix
+    assert _own(h, source, name)
+    storage = h.run("powersync:info", name, "--storage-database").stdout.strip()
+    assert storage == "powersync_" + name.replace("-", "_") and storage in _databases(h, source)
+    result = h.run("powersync:unlink", name, backend)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _own(h, source, name) == []
+    result = h.run("powersync:destroy", name, "--force")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert storage not in _databases(h, source)
