@@ -16,7 +16,13 @@ WORKDIR count, as with the local scheduler):
   else python3, curl or wget) on ``127.0.0.1:<port>``: the harness never connects to a
   container IP. Real Dokku's checker connects from the host to the container IP, so an app that
   listens only on its container IP (not 0.0.0.0/localhost) would pass there and fail here.
-- ``command`` checks run via ``docker exec``; ``uptime`` checks wait and require "running".
+- ``command`` checks run via ``docker exec``; an ``uptime: N`` check (a check of its own: with
+  ``path``, ``command`` or ``listening`` it is invalid, Healthcheck.Validate) waits until the
+  container has been up N whole seconds since its StartedAt, then requires it running with no
+  restarts, once (``container state is not running``): so a container that dies within N
+  seconds is never switched to. Checks run concurrently, ``initialDelay`` counts from the
+  container's start, a failing ``warn: true`` check does not fail the deploy
+  (docker-container-healthchecker 0.16 commands/check.go, appjson/healthcheck.go).
 - no startup check: Dokku's default, the container must still run after
   ``DOKKU_DEFAULT_CHECKS_WAIT`` seconds (default 10; read from the harness process env, then the
   app's and the global config) with no restarts.
@@ -36,14 +42,18 @@ a registry (there is none here).
 """
 from __future__ import annotations
 
+import concurrent.futures
+import datetime
 import io
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 
 from . import calllog, state, triggers
@@ -210,7 +220,12 @@ def _running(cid: str) -> tuple[bool, int]:
 
 
 def run_checks(app: str, cid: str, port: str, checks: list[dict]) -> int:
-    """Run startup checks (or the default uptime check); return the number of failed checks."""
+    """Run startup checks (or the default uptime check); return the number of failed checks.
+
+    As docker-container-healthchecker 0.16 (commands/check.go, appjson/healthcheck.go): the checks
+    run concurrently, each after its ``initialDelay`` counted from the container's start; a
+    failing ``warn: true`` check does not count.
+    """
     if not checks:
         wait = float(_config_value(app, "DOKKU_DEFAULT_CHECKS_WAIT") or 10)
         verbose(f"Running healthcheck name='default' type='uptime' uptime={wait:g}")
@@ -221,61 +236,132 @@ def run_checks(app: str, cid: str, port: str, checks: list[dict]) -> int:
             return 1
         verbose("Healthcheck succeeded name='default'")
         return 0
-    failed = 0
-    tool = None
-    for check in checks:
-        name = check.get("name") or "default"
-        attempts = int(check.get("attempts", 3))
-        wait = float(check.get("wait", 5))
-        timeout = float(check.get("timeout", 5))
-        delay = float(check.get("initialDelay", 0))
-        cport = str(check.get("port") or port)
-        path = check.get("path")
-        command = check.get("command")
-        uptime = check.get("uptime")
-        kind = "path" if path else "command" if command else "uptime" if uptime else "path"
-        path = path or "/"
+    started = _started_at(cid)
+    tool: list = []
+    tool_lock = threading.Lock()
+
+    def probe_tool():
+        with tool_lock:
+            if not tool:
+                tool.append(_probe_tool(cid))
+            return tool[0]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(checks)) as pool:
+        results = list(pool.map(lambda c: _run_check(cid, port, c, started, probe_tool), checks))
+    return sum(1 for ok, check in zip(results, checks) if not ok and not check.get("warn"))
+
+
+def _started_at(cid: str) -> float:
+    """The container's State.StartedAt as a Unix time (Docker gives RFC 3339 with nanoseconds)."""
+    text = ((inspect(cid) or {}).get("State") or {}).get("StartedAt") or ""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)
+    if not match:
+        return time.time()
+    base = datetime.datetime.fromisoformat(match.group(1) + (match.group(3).replace("Z", "+00:00")))
+    return base.timestamp() + float("0" + (match.group(2) or ".0")[:10])
+
+
+def _check_kind(check: dict) -> str:
+    """GetCheckType: listening, then command, then path, else uptime."""
+    if check.get("listening"):
+        return "listening"
+    if check.get("command"):
+        return "command"
+    if check.get("path"):
+        return "path"
+    return "uptime"
+
+
+def _check_invalid(name: str, check: dict) -> str | None:
+    """Healthcheck.Validate(): an uptime goes on a check of its own."""
+    uptime = int(check.get("uptime") or 0)
+    if check.get("command"):
+        if check.get("path"):
+            return f"healthcheck name='{name}' cannot contain both a container 'command' to execute and an http 'path' to check"
+        if uptime > 0:
+            return f"healthcheck name='{name}' cannot contain both a container 'command' to execute and an 'uptime' seconds value"
+        if check.get("listening"):
+            return f"healthcheck name='{name}' cannot contain both a container 'command' to execute and a 'listening' true value"
+    if check.get("path"):
+        if uptime > 0:
+            return f"healthcheck name='{name}' cannot contain both an http 'path' to check and an 'uptime' seconds value"
+        if check.get("listening"):
+            return f"healthcheck name='{name}' cannot contain both an http 'path' to check and a 'listening' true value"
+    if uptime > 0 and check.get("listening"):
+        return f"healthcheck name='{name}' cannot contain both an 'uptime' seconds value and a 'listening' true value"
+    return None
+
+
+def _run_check(cid: str, port: str, check: dict, started: float, probe_tool) -> bool:
+    name = check.get("name") or "default"
+    attempts = int(check.get("attempts", 3))
+    wait = float(check.get("wait", 5))
+    timeout = float(check.get("timeout", 5))
+    cport = str(check.get("port") or port)
+    kind = _check_kind(check)
+    path = check.get("path") or "/"
+    command = check.get("command")
+    uptime = int(check.get("uptime") or 0)
+    if kind == "uptime":
+        verbose(f"Running healthcheck name='{name}' type='uptime' uptime={uptime}")
+    else:
         verbose(f"Running healthcheck name='{name}' attempts={attempts} "
                 + (f"path='{path}' port={cport} " if kind == "path" else "")
                 + f"timeout={timeout:g} type='{kind}' wait={wait:g}")
-        if delay:
-            time.sleep(delay)
-        ok = False
-        for attempt in range(1, attempts + 1):
-            running, restarts = _running(cid)
-            if not running:
-                error = "container is not running"
-            elif kind == "uptime":
-                time.sleep(float(uptime))
-                running, restarts = _running(cid)
-                error = None if running and not restarts else "container did not stay up"
-            else:
-                if kind == "command":
-                    argv = command if isinstance(command, list) else ["sh", "-c", command]
-                else:
-                    tool = tool or _probe_tool(cid)
-                    if not tool:
-                        error = "no http client (node, python3, curl, wget) in the image to probe with"
-                        warn(f"Failure in name='{name}': {error}", stdout=True)
-                        break
-                    argv = _PROBES[tool](f"http://127.0.0.1:{cport}{path}", timeout)
-                try:
-                    res = subprocess.run(["docker", "exec", cid, *argv], capture_output=True, text=True,
-                                         timeout=timeout + 10)
-                    error = None if res.returncode == 0 else (res.stdout + res.stderr).strip() or f"exit {res.returncode}"
-                except subprocess.TimeoutExpired:
-                    error = "timeout"
-            if error is None:
-                ok = True
-                break
-            warn(f"Failure in name='{name}': {error} (attempt {attempt}/{attempts})", stdout=True)
-            if attempt < attempts:
-                time.sleep(wait)
-        if ok:
-            verbose(f"Healthcheck succeeded name='{name}'")
+    delay = float(check.get("initialDelay", 0)) - (time.time() - started)
+    if delay > 0:
+        time.sleep(delay)
+    invalid = _check_invalid(name, check)
+    if invalid:
+        warn(f"Failure in name='{name}': {invalid}", stdout=True)
+        return False
+    if kind == "uptime":
+        # executeUptimeCheck: wait until the container has been up `uptime` whole seconds (the
+        # elapsed time is truncated to seconds), then inspect it once: it must be running and
+        # never restarted. No attempts: a container that died meanwhile fails the deploy.
+        remaining = uptime - int(time.time() - started)
+        if remaining > 0:
+            time.sleep(remaining)
+        info = inspect(cid) or {"State": {}}
+        if not info["State"].get("Running"):
+            verbose(f"state={info['State'].get('Status', 'removed')}")  # the check's output
+            warn(f"Failure in name='{name}': container state is not running", stdout=True)
+            return False
+        if info.get("RestartCount", 0) > 0:
+            warn(f"Failure in name='{name}': container has restarted {info['RestartCount']} times", stdout=True)
+            return False
+        verbose(f"Healthcheck succeeded name='{name}'")
+        return True
+    if kind == "listening":
+        warn(f"Failure in name='{name}': listening checks are not modelled by the harness", stdout=True)
+        return False
+    for attempt in range(1, attempts + 1):
+        running, restarts = _running(cid)
+        if not running:
+            error = "container is not running"
         else:
-            failed += 1
-    return failed
+            if kind == "command":
+                argv = command if isinstance(command, list) else ["sh", "-c", command]
+            else:
+                tool = probe_tool()
+                if not tool:
+                    warn(f"Failure in name='{name}': no http client (node, python3, curl, wget) in the image to probe with",
+                         stdout=True)
+                    return False
+                argv = _PROBES[tool](f"http://127.0.0.1:{cport}{path}", timeout)
+            try:
+                res = subprocess.run(["docker", "exec", cid, *argv], capture_output=True, text=True,
+                                     timeout=timeout + 10)
+                error = None if res.returncode == 0 else (res.stdout + res.stderr).strip() or f"exit {res.returncode}"
+            except subprocess.TimeoutExpired:
+                error = "timeout"
+        if error is None:
+            verbose(f"Healthcheck succeeded name='{name}'")
+            return True
+        warn(f"Failure in name='{name}': {error} (attempt {attempt}/{attempts})", stdout=True)
+        if attempt < attempts:
+            time.sleep(wait)
+    return False
 
 
 def _checks_mode(app: str) -> str:

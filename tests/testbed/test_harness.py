@@ -267,6 +267,42 @@ def test_deploy_restart_and_checks(harness, harness_web_images):
     assert app_containers(app) == []
 
 
+def test_uptime_check_gates_the_switch(harness, harness_web_images):
+    """docker-container-healthchecker 0.16 `uptime: N`: Dokku switches only to a container that has
+    been up N seconds (checks run concurrently); one that dies sooner fails the deploy."""
+    h = harness
+    app = h.unique("tup")
+    h.run("apps:create", app)
+    started = time.monotonic()
+    r = h.run("git:from-image", app, harness_web_images["uptime"])
+    assert r.returncode == 0, r.stdout
+    assert "Running healthcheck name='stays up' type='uptime' uptime=5" in r.stdout
+    assert "Healthcheck succeeded name='stays up'" in r.stdout and "Healthcheck succeeded name='ready'" in r.stdout
+    assert time.monotonic() - started >= 5
+    first = docker_inspect(f"{app}.web.1")
+
+    # The new container crashes 3 s after start: still running when /ready passes, dead at 5 s.
+    r = h.run("config:set", app, "EXIT_AFTER_S=3")
+    assert r.returncode != 0, r.stdout
+    assert "Healthcheck succeeded name='ready'" in r.stdout
+    assert ("Failure in name='stays up': container state is not running" in r.stdout
+            or "Failure in name='stays up': container has restarted" in r.stdout), r.stdout
+    assert " !     Could not start due to 1 failed checks (web.1)" in r.stdout
+    still = docker_inspect(f"{app}.web.1")
+    assert still["Id"] == first["Id"] and still["State"]["Running"]
+    assert not [n for n in app_containers(app) if "upcoming" in n]
+
+
+def test_uptime_check_validation():
+    """Healthcheck.Validate(): `uptime` cannot share a check with `path`, `command` or `listening`."""
+    from harness.deploy import _check_invalid, _check_kind
+    assert _check_invalid("x", {"path": "/ready", "uptime": 5}) == (
+        "healthcheck name='x' cannot contain both an http 'path' to check and an 'uptime' seconds value")
+    assert "'command' to execute and an 'uptime'" in _check_invalid("x", {"command": ["true"], "uptime": 5})
+    assert _check_invalid("x", {"uptime": 5}) is None and _check_kind({"uptime": 5}) == "uptime"
+    assert _check_kind({"path": "/", "uptime": 5}) == "path" and _check_kind({}) == "uptime"
+
+
 def test_default_check_and_resource_limit(harness, harness_web_images):
     h = harness
     app = h.unique("tplain")

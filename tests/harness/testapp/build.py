@@ -1,12 +1,13 @@
 """Build the harness test images (labelled dokku-powersync-test=1):
 ``dokku-powersync-test/harness-web:ready`` (app.json startup check on /ready),
-``:failing`` (startup check on /fail) and ``:plain`` (app.json without checks)."""
+``:failing`` (startup check on /fail), ``:uptime`` (/ready plus an ``uptime: 5`` check) and
+``:plain`` (app.json without checks)."""
 import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = "dokku-powersync-test/harness-web"
-VARIANTS = {"ready": "ready.json", "failing": "failing.json", "plain": "none.json"}
+VARIANTS = {"ready": "ready.json", "failing": "failing.json", "uptime": "uptime.json", "plain": "none.json"}
 
 
 def build(base: str = "dokku-powersync-test/powersync-service:1.25.0") -> dict:
