@@ -1,3 +1,3 @@
-from powersync_plugin.cli import main
+from powersync_plugin.entry import main
 
 main()

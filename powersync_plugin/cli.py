@@ -1,4 +1,4 @@
-"""The command line: parse, call one application function, render. Nothing else lives here.
+"""The command line: parse, call one use case, render. Nothing else lives here.
 
 `powersync:help`, `dokku help` and the README's command reference are generated from the click
 metadata below, so usage text exists in exactly one place.
@@ -7,84 +7,25 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import sys
 from typing import Optional
 
 import click
 
-from powersync_plugin import settings
+from powersync_plugin import settings, text_views
 from powersync_plugin.core.errors import DomainError
+from powersync_plugin.cli_options import (
+    dry_run_option, format_option, info_flag_options, instance_argument, no_restart_option,
+)
+from powersync_plugin.usage import PLUGIN
+from powersync_plugin.wiring import Context
 
-PLUGIN = "powersync"
 HISTORY_DEFAULT_LIMIT = 256  # like `helm history --max`: the newest rows; --all for every one
 
 
-class Context:
-    """Built lazily: read commands never import Docker or open more than the journal."""
-
-    current: Optional["Context"] = None
-    app = None
-
-    def __init__(self, json_output: bool = False):
-        from powersync_plugin.output import Output
-        from powersync_plugin.redact import Redactor
-
-        self.redactor = Redactor()
-        self.out = Output(redactor=self.redactor, quiet=json_output)
-        Context.current = self  # errors raised later are redacted with what this command learned
-
-    def application(self):
-        from powersync_plugin.adapters.docker_engine import DockerEngine
-        from powersync_plugin.adapters.dokku import Dokku
-        from powersync_plugin.application import Application
-
-        self.app = Application(self.out, Dokku(self.redactor), DockerEngine(), actor(), self.redactor.command_line(command_argv()))
-        return self.app
-
-
-def actor() -> str:
-    """Who ran the command, for history. Over SSH, Dokku's SSH_NAME is the key's name; on the host
-    it is always `default`, so the person is the login user (the audit loginuid survives sudo and
-    Dokku's re-exec as dokku), else the user Dokku re-executed for (SSH_USER, `id -un` before it)."""
-    name = os.environ.get("SSH_NAME", "")
-    if name and name != "default":
-        return name
-    return _login_user() or os.environ.get("SSH_USER") or os.environ.get("SUDO_USER") or pwd.getpwuid(os.geteuid()).pw_name
-
-
-def _login_user() -> Optional[str]:
-    try:
-        with open("/proc/self/loginuid") as handle:
-            uid = int(handle.read().strip())
-        user = pwd.getpwuid(uid).pw_name
-    except (OSError, ValueError, KeyError):
-        return None
-    # 4294967295: no login session (a service, a container); dokku: an SSH login without a key name.
-    return None if uid == 4294967295 or user == "dokku" else user
-
-
-def command_argv() -> list[str]:
-    return ["dokku", *sys.argv[1:]]
-
-
-def instance_argument(func):
-    return click.argument("name", metavar="<name>")(func)
-
-
-def format_option(func):
-    return click.option(
-        "--format", "output_format", type=click.Choice(["stdout", "json"]), default="stdout", show_default=True,
-        help="Output format.",
-    )(func)
-
-
-def dry_run_option(func):
-    return click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")(func)
-
-
-def no_restart_option(func):
-    return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
+def _echo(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True)
@@ -104,7 +45,9 @@ def cli() -> None:
 @dry_run_option
 def create(name: str, image: str, image_version: Optional[str], memory: str, storage: str, dry_run: bool) -> None:
     """Create an instance: a Dokku app, deployed when a backend is linked."""
-    Context().application().create(name, image, image_version, memory, storage, dry_run)
+    from powersync_plugin import lifecycle
+
+    lifecycle.create(Context().build(), name, image, image_version, memory, storage, dry_run)
 
 
 @cli.command("set-rules")
@@ -121,7 +64,9 @@ def set_rules(name: str, dry_run: bool) -> None:
     stdin = click.get_binary_stream("stdin")
     if stdin.isatty():
         raise click.UsageError(f"Pipe the rules on stdin: dokku {PLUGIN}:set-rules {name} < sync-rules.yaml")
-    Context().application().set_rules(name, stdin.read(), dry_run)
+    from powersync_plugin import rules
+
+    rules.set_rules(Context().build(), name, stdin.read(), dry_run)
 
 
 @cli.command("link")
@@ -134,7 +79,9 @@ def set_rules(name: str, dry_run: bool) -> None:
 @dry_run_option
 def link(name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...], configure_source: bool, dry_run: bool) -> None:
     """Link a backend app: derive the JWT key and source, deploy, set POWERSYNC_URL on it."""
-    Context().application().link(name, backend, no_restart, kid, tuple(audience), configure_source, dry_run)
+    from powersync_plugin import linking
+
+    linking.link(Context().build(), name, backend, no_restart, kid, tuple(audience), configure_source, dry_run)
 
 
 @cli.command("unlink")
@@ -145,7 +92,9 @@ def link(name: str, backend: str, no_restart: bool, kid: Optional[str], audience
 @dry_run_option
 def unlink(name: str, backend: str, no_restart: bool, keep_slots: bool, dry_run: bool) -> None:
     """Unlink the backend, stop the instance and drop its replication slots."""
-    Context().application().unlink(name, backend, no_restart, keep_slots, dry_run)
+    from powersync_plugin import linking
+
+    linking.unlink(Context().build(), name, backend, no_restart, keep_slots, dry_run)
 
 
 @cli.command("destroy")
@@ -162,50 +111,35 @@ def destroy(name: str, force: bool, dry_run: bool) -> None:
         line = click.get_text_stream("stdin").readline()
         return line.strip() == expected
 
-    Context().application().destroy(name, force, confirm, dry_run)
+    from powersync_plugin import lifecycle
 
-
-INFO_FLAGS = (
-    "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
-    "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "slot-prefix", "api-token",
-    "journal-revision", "pending-change", "auto-rotate", "stale",
-)
-
-
-def _info_flag_options(func):
-    for flag in reversed(INFO_FLAGS):
-        func = click.option(f"--{flag}", "single", flag_value=flag, help=f"Print only the {flag.replace('-', ' ')}.")(func)
-    return func
+    lifecycle.destroy(Context().build(), name, force, confirm, dry_run)
 
 
 @cli.command("info")
 @instance_argument
-@_info_flag_options
+@info_flag_options
 @format_option
 def info(name: str, single: Optional[str], output_format: str) -> None:
     """Show an instance (secrets masked); --<flag> prints one raw value."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    fields = reads.info(name)
+    fields = read_side.info(name)
     if single:
         click.echo(fields[single])
     elif output_format == "json":
         click.echo(json.dumps(fields, sort_keys=True))
     else:
-        click.echo(f"=====> {name} powersync service information")
-        width = max(len(key) for key in fields) + 2
-        for key, value in fields.items():
-            label = key.replace("-", " ").capitalize() + ":"
-            click.echo(f"       {label:<{width}}{value}")
+        _echo(text_views.info_lines(name, fields))
 
 
 @cli.command("list")
 @format_option
 def list_instances(output_format: str) -> None:
     """List instances."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    rows = reads.list_instances()
+    rows = read_side.list_instances()
     if output_format == "json":
         click.echo(json.dumps(rows))
         return
@@ -221,9 +155,9 @@ def list_instances(output_format: str) -> None:
 @instance_argument
 def exists(name: str) -> None:
     """Exit 0 when the instance exists."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    if not reads.exists(name):
+    if not read_side.exists(name):
         raise DomainError(f"PowerSync instance {name} does not exist")
     click.echo(f"-----> PowerSync instance {name} exists")
 
@@ -233,9 +167,9 @@ def exists(name: str) -> None:
 @click.argument("app", metavar="<app>")
 def linked(name: str, app: str) -> None:
     """Exit 0 when the instance is linked to the app."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    if reads.linked_backend(name) != app:
+    if read_side.linked_backend(name) != app:
         raise DomainError(f"PowerSync instance {name} is not linked to {app}")
     click.echo(f"-----> PowerSync instance {name} is linked to {app}")
 
@@ -244,9 +178,9 @@ def linked(name: str, app: str) -> None:
 @instance_argument
 def links(name: str) -> None:
     """Print the app linked to the instance."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    backend = reads.linked_backend(name)
+    backend = read_side.linked_backend(name)
     if backend:
         click.echo(backend)
 
@@ -255,9 +189,9 @@ def links(name: str) -> None:
 @click.argument("app", metavar="<app>")
 def app_links(app: str) -> None:
     """Print the instances linked to an app."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    for name in reads.instances_linked_to(app):
+    for name in read_side.instances_linked_to(app):
         click.echo(name)
 
 
@@ -274,38 +208,25 @@ def history(
     output_format: str,
 ) -> None:
     """Show every change to an instance, oldest first, with its outcome."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
     if show is not None:
-        detail = reads.revision_detail(name, show)
+        detail = read_side.revision_detail(name, show)
         if output_format == "json":
             click.echo(json.dumps(detail, sort_keys=True))
             return
-        click.echo(f"=====> {name} revision {show}")
-        for key, value in detail["event"].items():
-            click.echo(f"       {key + ':':<14}{value if not isinstance(value, dict) else json.dumps(value, sort_keys=True)}")
-        click.echo(f"=====> {name} state at revision {show}")
-        for key, value in detail["state"].items():
-            click.echo(f"       {key + ':':<19}{value}")
+        _echo(text_views.revision_lines(name, show, detail))
         return
     if diff is not None:
-        for line in reads.rules_diff_between(name, diff):
-            click.echo(line)
+        _echo(read_side.rules_diff_between(name, diff))
         return
-    rows = reads.history(name, rules_only, None if show_all else (limit or HISTORY_DEFAULT_LIMIT))
+    rows = read_side.history(name, rules_only, None if show_all else (limit or HISTORY_DEFAULT_LIMIT))
     if output_format == "json":
         click.echo(json.dumps([row.as_json() for row in rows]))
         return
     if not rows:
         raise DomainError(f"PowerSync instance {name} has no history")
-    click.echo(f"=====> {name} history")
-    header = f"{'REV':<5}{'TIME (UTC)':<22}{'ACTOR':<12}{'EVENT':<20}{'STATUS':<12}{'RULES':<18}DESCRIPTION"
-    click.echo(header)
-    for row in rows:
-        rules = f"{row.rules_revision} {row.rules_digest}" if row.rules_revision else "-"
-        status = row.status + (f": {row.reason}" if row.reason and row.status == "failed" else "")
-        description = row.description + (f" [{status}]" if row.status == "failed" else "")
-        click.echo(f"{row.revision:<5}{row.recorded_at:<22}{row.actor[:11]:<12}{row.event:<20}{row.status:<12}{rules:<18}{description}")
+    _echo(text_views.history_lines(name, rows))
 
 
 @cli.command("rollback-rules")
@@ -315,14 +236,16 @@ def history(
 @dry_run_option
 def rollback_rules(name: str, to: Optional[str], force: bool, dry_run: bool) -> None:
     """Republish an earlier rules revision as a new revision (history is never rewritten)."""
-    from powersync_plugin.queries import parse_rules_revision
+    from powersync_plugin.read_model import parse_rules_revision
 
     def confirm(question: str) -> bool:
         if not sys.stdin.isatty():
             raise DomainError("Refusing to roll back without confirmation: no TTY to ask on; use --force")
         return click.confirm(question, default=False, err=True)
 
-    Context().application().rollback_rules(name, parse_rules_revision(to) if to else None, dry_run, force, confirm)
+    from powersync_plugin import rules
+
+    rules.rollback_rules(Context().build(), name, parse_rules_revision(to) if to else None, dry_run, force, confirm)
 
 
 @cli.command("adopt")
@@ -331,7 +254,9 @@ def rollback_rules(name: str, to: Optional[str], force: bool, dry_run: bool) -> 
 @dry_run_option
 def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
     """Take over a hand-made PowerSync app with no restart and no reprocessing."""
-    Context().application().adopt(name, backend, dry_run)
+    from powersync_plugin import adoption
+
+    adoption.adopt(Context().build(), name, backend, dry_run)
 
 
 @cli.command("set")
@@ -339,21 +264,25 @@ def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
 @click.option("--global", "global_", is_flag=True, help="Plugin-wide: `--global image-version X.Y.Z` for new instances.")
 def set_command(args: tuple[str, ...], global_: bool) -> None:
     """Change a setting: `<name> auto-rotate true|false`, or `--global image-version X.Y.Z`."""
+    from powersync_plugin import settings_commands
+
     if global_:
         if len(args) != 2:
             raise click.UsageError("Usage: dokku powersync:set --global image-version X.Y.Z")
-        Context().application().set_global(*args)
+        settings_commands.set_global(Context().build(), *args)
         return
     if len(args) != 3:
         raise click.UsageError("Usage: dokku powersync:set <name> auto-rotate true|false")
-    Context().application().set_setting(*args)
+    settings_commands.set_setting(Context().build(), *args)
 
 
 @cli.command("rotate")
 @instance_argument
 def rotate(name: str) -> None:
     """Re-derive the instance from its backend's current SECRET_KEY and DATABASE_URL."""
-    Context().application().rotate(name, "rotated by hand")
+    from powersync_plugin import linking
+
+    linking.rotate(Context().build(), name, "rotated by hand")
 
 
 @cli.command("upgrade")
@@ -364,7 +293,9 @@ def rotate(name: str) -> None:
 @dry_run_option
 def upgrade(name: str, image_version: Optional[str], image: Optional[str], force: bool, dry_run: bool) -> None:
     """Pin a new PowerSync version and redeploy (one restart, gated on readiness)."""
-    Context().application().upgrade(name, image, image_version, force, dry_run)
+    from powersync_plugin import lifecycle
+
+    lifecycle.upgrade(Context().build(), name, image, image_version, force, dry_run)
 
 
 @cli.command("reconcile")
@@ -376,13 +307,17 @@ def reconcile(name: str, dry_run: bool) -> None:
     Also gives the linked backend the instance's current URL (POWERSYNC_URL) when its domain or
     certificate changed without the plugin's triggers seeing it.
     """
-    Context().application().reconcile(name, dry_run)
+    from powersync_plugin import reconcile as reconciling
+
+    reconciling.reconcile(Context().build(), name, dry_run)
 
 
 def _lifecycle_command(action: str, summary: str):
     @instance_argument
     def command(name: str) -> None:
-        sys.exit(Context().application().lifecycle(name, action))
+        from powersync_plugin import lifecycle
+
+        sys.exit(lifecycle.start_stop(Context().build(), name, action))
 
     command.__doc__ = summary
     return cli.command(action)(command)
@@ -399,9 +334,9 @@ _lifecycle_command("restart", "Restart an instance; traffic switches once it is 
 @click.option("-n", "--num", "num", type=int, default=None, help="Number of lines.")
 def logs(name: str, tail: bool, num: Optional[int]) -> None:
     """Show the instance's logs (Dokku's logs)."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    if not reads.exists(name):
+    if not read_side.exists(name):
         raise DomainError(f"PowerSync instance {name} does not exist")
     args = ["logs", name] + (["-t"] if tail else []) + (["-n", str(num)] if num else [])
     os.execvp("dokku", ["dokku", *args])
@@ -411,9 +346,9 @@ def logs(name: str, tail: bool, num: Optional[int]) -> None:
 @instance_argument
 def enter(name: str) -> None:
     """Open a shell in the instance's running container (Dokku's enter)."""
-    from powersync_plugin import reads
+    from powersync_plugin import read_side
 
-    if not reads.exists(name):
+    if not read_side.exists(name):
         raise DomainError(f"PowerSync instance {name} does not exist")
     os.execvp("dokku", ["dokku", "enter", name, "web"])
 
@@ -431,7 +366,9 @@ def token(name: str, subject: str, ttl: int, claims: tuple[str, ...]) -> None:
         if not sep or not key:
             raise click.UsageError(f"Invalid --claim {claim!r}: use KEY=VALUE")
         extra[key] = value
-    click.echo(Context().application().token(name, subject, ttl, extra))
+    from powersync_plugin import status as status_use_case
+
+    click.echo(status_use_case.token(Context().build(), name, subject, ttl, extra))
 
 
 @cli.command("status")
@@ -439,114 +376,19 @@ def token(name: str, subject: str, ttl: int, claims: tuple[str, ...]) -> None:
 @format_option
 def status(name: str, output_format: str) -> None:
     """Readiness, image, drift, rules progress and replication slots of an instance."""
-    result = Context(json_output=output_format == "json").application().status(name)
+    from powersync_plugin import status as status_use_case
+
+    result = status_use_case.status(Context(json_output=output_format == "json").build(), name)
     if output_format == "json":
         click.echo(json.dumps(result, sort_keys=True, default=str))
         return
-    click.echo(f"=====> {name} status")
-    for key, value in result.items():
-        if key in ("active-rules", "deploying-rules"):
-            value = "-" if not value else (
-                f"slot {value['slot']}, lag {value['lag_bytes'] if value['lag_bytes'] is not None else '?'} bytes"
-                + (f", errors: {'; '.join(value['errors'])}" if value["errors"] else "")
-            )
-        if key == "replication-errors":
-            value = "; ".join(value) or "-"
-        if key == "slots":
-            value = ", ".join(f"{s['slot']} ({'active' if s['active'] else 'inactive'}, {s['retained_wal']} retained)" for s in value) or "-"
-        click.echo(f"       {key.replace('-', ' ').capitalize() + ':':<16}{value}")
+    _echo(text_views.status_lines(name, result))
 
 
 @cli.command("help")
 @click.argument("command", required=False, metavar="[<command>]")
 def help_command(command: Optional[str]) -> None:
     """Show usage, or one command's help."""
-    from powersync_plugin.help_text import command_help, usage
+    from powersync_plugin.usage import command_help, usage
 
     click.echo(command_help(cli, command) if command else usage(cli))
-
-
-def _report_timings(started: float) -> None:
-    """POWERSYNC_TIMINGS=1: where a command's time went (benchmarks/own_overhead.py reads it)."""
-    import time
-
-    app = Context.current.app if Context.current else None
-    total = time.monotonic() - started
-    dokku = app.dokku.timer.seconds if app else 0.0
-    waits = app.waited if app else 0.0
-    service = app.docker.service_seconds if app else 0.0
-    click.echo(
-        f"timings: total={total:.3f} dokku={dokku:.3f} waits={waits:.3f} service={service:.3f} "
-        f"own={total - dokku - waits - service:.3f}",
-        err=True,
-    )
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    profile_to = os.environ.get("POWERSYNC_PROFILE")
-    if profile_to:  # a developer's view of where a command's own time goes (README: Performance)
-        import cProfile
-
-        profiler = cProfile.Profile()
-        try:
-            profiler.runcall(_main, argv)
-        finally:
-            profiler.dump_stats(profile_to)
-        return
-    _main(argv)
-
-
-def _main(argv: Optional[list[str]] = None) -> None:
-    import time
-
-    started = time.monotonic()
-    if os.environ.get("POWERSYNC_TIMINGS"):
-        import atexit
-
-        atexit.register(_report_timings, started)
-    os.umask(0o077)  # the journal, its WAL files and instance files hold secrets
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0].startswith("hook:"):
-        from powersync_plugin.hook_handlers import run_hook
-
-        sys.exit(run_hook(args[0].split(":", 1)[1], args[1:]))
-    if args and args[0].startswith(f"{PLUGIN}:"):
-        args[0] = args[0].split(":", 1)[1]
-    elif args and args[0] == PLUGIN:
-        args[0] = "help"
-    if not args:
-        args = ["help"]
-    command = cli.commands.get(args[0])
-    if command is None:
-        click.echo(f" !     `{PLUGIN}:{args[0]}` is not a powersync command: see `dokku {PLUGIN}:help`", err=True)
-        sys.exit(1)
-    try:
-        command.main(args=args[1:], prog_name=f"dokku {PLUGIN}:{args[0]}", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo(" !     Aborted", err=True)
-        sys.exit(1)
-    except click.UsageError as exc:
-        # Dokku exits 2 for flag errors, with the usage on stderr.
-        click.echo(f" !     {exc.format_message()}", err=True)
-        if exc.ctx is not None:
-            click.echo(exc.ctx.get_usage(), err=True)
-        sys.exit(2)
-    except DomainError as exc:
-        from powersync_plugin.redact import Redactor
-
-        redactor = Context.current.redactor if Context.current else Redactor()
-        for line in str(exc).splitlines() or [""]:
-            click.echo(f" !     {redactor.text(line)}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:
-        from powersync_plugin.adapters.docker_engine import timeout_message
-
-        message = timeout_message(exc)
-        if message is None:
-            raise
-        click.echo(f" !     {message}", err=True)
-        sys.exit(1)

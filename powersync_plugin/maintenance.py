@@ -4,17 +4,15 @@ from __future__ import annotations
 import sys
 
 from powersync_plugin import settings
-from powersync_plugin.adapters.journal import create_or_upgrade
+from powersync_plugin.adapters.journal import Journal, create_or_upgrade
+from powersync_plugin.read_side import summary
 
 
 def rebuild_summaries() -> None:
     """Fill the read model for every stream whose summary is missing or stale (after an upgrade)."""
-    from powersync_plugin import reads
-    from powersync_plugin.adapters.journal import Journal
-
     journal = Journal(settings.journal_path())
     for stream in journal.streams():
-        reads.summary(stream, journal)
+        summary(stream, journal)
 
 
 def main(argv: list[str]) -> int:

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from powersync_plugin.cli import cli, main
-from powersync_plugin.help_text import dokku_help, readme_with_reference
+from powersync_plugin.cli import cli
+from powersync_plugin.entry import main
+from powersync_plugin.usage import dokku_help, readme_with_reference
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

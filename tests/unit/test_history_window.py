@@ -1,7 +1,7 @@
 """A window of the newest history rows equals the tail of the full history, whatever the cut."""
 import pytest
 
-from powersync_plugin import reads
+from powersync_plugin import read_side as reads
 from powersync_plugin.adapters.journal import Journal, create_or_upgrade
 from powersync_plugin.core import decisions
 from tests.unit.test_projector_and_decisions import created_stream, link_events

@@ -1,4 +1,5 @@
-"""Read-only commands: info, list, exists, links and history, all folded from the journal."""
+"""The read model: the summary row every append keeps current, history rows, and the presenters
+of `info` and `history` (secrets masked), all folded from the journal."""
 from __future__ import annotations
 
 import difflib

@@ -1,4 +1,5 @@
-"""Read-only commands, kept light: no Docker SDK import, one journal read."""
+"""The read side: info, list, exists, links and history, kept light (no Docker SDK or SQLAlchemy
+import, one journal read), as read commands run often and should answer fast."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from powersync_plugin.core.decisions import require_live
 from powersync_plugin.core.projector import project
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.core.errors import DomainError
-from powersync_plugin.queries import (
+from powersync_plugin.read_model import (
     LINK_CLOSING, LINK_OPENING, RULES_CARRIERS, HistoryRow, history_rows, info_fields, masked_payload,
     parse_rules_revision, rules_diff, summary_json,
 )

@@ -1,0 +1,36 @@
+"""The options several commands share, written once so every command spells them the same way."""
+from __future__ import annotations
+
+import click
+
+
+def instance_argument(func):
+    return click.argument("name", metavar="<name>")(func)
+
+
+def format_option(func):
+    return click.option(
+        "--format", "output_format", type=click.Choice(["stdout", "json"]), default="stdout", show_default=True,
+        help="Output format.",
+    )(func)
+
+
+def dry_run_option(func):
+    return click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")(func)
+
+
+def no_restart_option(func):
+    return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
+
+
+INFO_FLAGS = (
+    "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
+    "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "slot-prefix", "api-token",
+    "journal-revision", "pending-change", "auto-rotate", "stale",
+)
+
+
+def info_flag_options(func):
+    for flag in reversed(INFO_FLAGS):
+        func = click.option(f"--{flag}", "single", flag_value=flag, help=f"Print only the {flag.replace('-', ' ')}.")(func)
+    return func

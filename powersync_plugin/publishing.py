@@ -1,0 +1,220 @@
+"""Publishing a config to an instance: desired env, observe, plan, deploy, verify, restore.
+
+Everything but rules reaches the service this way: one zero-downtime restart through Dokku,
+gated by readiness and a stay-up window; a failure puts the previous config and image back.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from typing import Optional
+
+from powersync_plugin import settings
+from powersync_plugin.adapters.docker_engine import ImageView, derived_tag
+from powersync_plugin.adapters.powersync_api import PowerSyncApi
+from powersync_plugin.backend import DERIVED_KEYS, BackendSecrets
+from powersync_plugin.core import config_render, decisions, derive
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.errors import DomainError
+from powersync_plugin.core.planner import Action, Kind, Observed, Plan, plan_publish
+from powersync_plugin.core.projector import apply
+from powersync_plugin.core.state import InstanceState
+from powersync_plugin.pipeline import restored_text, settle
+from powersync_plugin.services import Services
+
+
+def desired_env(state: InstanceState, backend_secrets: BackendSecrets) -> dict[str, str]:
+    rendered = config_render.render(config_render.desired_config(state))
+    env = {
+        "POWERSYNC_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
+        "PS_SECRET_KEY_B64": derive.secret_key_b64(backend_secrets.secret_key),
+        "PS_DATA_SOURCE_URI": backend_secrets.source_uri,
+        "PS_API_TOKEN": state.api_token,
+        "NODE_OPTIONS": f"--max-old-space-size={decisions.node_heap_megabytes(state.memory_mb)}",
+    }
+    if backend_secrets.storage_uri:
+        env["PS_STORAGE_SOURCE_URI"] = backend_secrets.storage_uri
+    return env
+
+
+def observe(s: Services, name: str) -> Observed:
+    container = s.docker.web_container(name)
+    return Observed(
+        env=s.dokku.config(name),
+        ports=tuple(s.dokku.ports_map(name)),
+        tls=s.dokku.tls_enabled(name),
+        deployed_image=container.image if container else None,
+        running=bool(container and container.running),
+    )
+
+
+def publish_plan(state: InstanceState, observed: Observed, image: str, env: Optional[dict] = None) -> Plan:
+    if env is None:  # a dry run: compare only what can be known without reading secrets
+        env = {key: observed.env[key] for key in DERIVED_KEYS if key in observed.env}
+        rendered = config_render.render(config_render.desired_config(state))
+        env["POWERSYNC_CONFIG_B64"] = base64.b64encode(rendered.encode()).decode()
+    return plan_publish(state.name, env, image, observed, state.cleanup_keys, state.cleanup_mounts)
+
+
+def preview_plan(s: Services, state: InstanceState) -> Plan:
+    """The publish a dry run would make: against the derived tag a real run would build."""
+    return publish_plan(state, observe(s, state.name), derived_tag_preview(s, state))
+
+
+def base_image(s: Services, state: InstanceState) -> tuple[str, ImageView]:
+    reference = f"{state.image}:{state.image_version}"
+    image = s.docker.image(reference)
+    if image is None:
+        s.out.step(f"Pulling {reference}")
+        image = s.docker.pull(reference)
+    return reference, image
+
+
+def derived_tag_preview(s: Services, state: InstanceState) -> str:
+    reference = f"{state.image}:{state.image_version}"
+    image = s.docker.image(reference)
+    return f"(derived from {reference})" if image is None else derived_tag(image, state.image_version)
+
+
+def publish(s: Services, state: InstanceState, backend_secrets: BackendSecrets) -> None:
+    """Apply the desired config with at most one restart, gated on readiness."""
+    name = state.name
+    reference, base = base_image(s, state)
+    tag = s.docker.build_derived(base, reference, state.image_version)
+    env = desired_env(state, backend_secrets)
+    s.out.redactor.add(*env.values())
+    plan = publish_plan(state, observe(s, name), tag, env)
+    for action in plan.actions:
+        _execute(s, action, env, tag)
+    if plan.restarts:
+        _verify_deployed(s, state)
+    else:
+        s.out.step("Config unchanged: no restart")
+        require_ready(s, name, state)
+
+
+def _execute(s: Services, action: Action, env: dict[str, str], tag: str) -> None:
+    app, out, dokku = action.app, s.out, s.dokku
+    if action.kind is Kind.REMOVE_PORTS:
+        out.step(f"Removing port mapping {action.detail} (http:80 must reach PowerSync's 8080)")
+        dokku.ports_remove(app, *action.detail.split())
+    elif action.kind is Kind.ADD_PORTS:
+        out.step(f"Adding port mapping {action.detail} to {app} (other mappings kept)")
+        dokku.ports_add(app, *action.detail.split())
+    elif action.kind is Kind.UNSET_CONFIG:
+        out.step(f"Removing {', '.join(action.keys)} (overrides of the published rules, or leftovers)")
+        dokku.config_unset(app, action.keys, restart=False)
+    elif action.kind is Kind.UNMOUNT:
+        out.step(f"Unmounting the inert storage mount {action.detail}")
+        dokku.storage_unmount(app, action.detail)
+    elif action.kind is Kind.SET_CONFIG:
+        values = {key: env[key] for key in action.keys}
+        if action.restarts:
+            out.step(f"Publishing {', '.join(action.keys)} and restarting {app} (waiting for readiness)")
+        dokku.config_set(app, values, restart=action.restarts)
+    elif action.kind is Kind.DEPLOY_IMAGE:
+        out.step(f"Deploying {tag} to {app} (waiting for readiness)")
+        if not dokku.deploy_image(app, tag):
+            out.step("Image unchanged: restarting to apply the config")
+            dokku.restart(app)
+    elif action.kind is Kind.RESTART:
+        out.step(f"Restarting {app} (waiting for readiness)")
+        dokku.restart(app)
+    else:  # pragma: no cover - plan_publish emits only the kinds above
+        raise AssertionError(action.kind)
+
+
+def _verify_deployed(s: Services, state: InstanceState) -> None:
+    """Readiness must answer 2xx and the new container must stay up: a process with invalid
+    rules turns ready briefly, then exits."""
+    name = state.name
+    container = s.docker.web_container(name)
+    if container is None or not container.running:
+        raise DomainError(f"{name} has no running container after the deploy")
+    require_ready(s, name, state, container_id=container.id)
+    window = settings.seconds("POWERSYNC_STAY_UP_SECONDS", 6)
+    s.out.step(f"Ready; checking the new container stays up ({window:g}s)")
+    started = time.monotonic()
+    stayed_up = s.docker.wait_stays_up(container.id, window)
+    s.waited += time.monotonic() - started
+    if stayed_up is None:
+        logs = s.out.redactor.text(s.docker.logs_tail(container.id, 8))
+        raise DomainError(f"The new container of {name} exited after turning ready:\n{logs}")
+    require_ready(s, name, state, container_id=container.id, wait=0)
+
+
+def require_ready(
+    s: Services, name: str, state: InstanceState, container_id: Optional[str] = None, wait: Optional[float] = None,
+) -> None:
+    if container_id is None:
+        container = s.docker.web_container(name)
+        if container is None or not container.running:
+            raise DomainError(f"{name} is not running: `dokku ps:report {name}`, `dokku logs {name}`")
+        container_id = container.id
+    api = PowerSyncApi(s.docker, container_id, state.api_token)
+    started, service_before = time.monotonic(), s.docker.service_seconds
+    deadline = started + (settings.seconds("POWERSYNC_READY_TIMEOUT", 60) if wait is None else wait)
+    try:
+        while True:
+            result = api.readiness()
+            if result.ok:
+                return
+            if time.monotonic() >= deadline:
+                detail = result.error or f"HTTP {result.status}"
+                raise DomainError(f"{name} is not ready: /probes/readiness answered {detail} (only 2xx counts)")
+            time.sleep(0.5)
+    finally:
+        s.waited += time.monotonic() - started
+        s.docker.service_seconds = service_before  # already counted as waiting
+
+
+def publish_or_restore(s: Services, state: InstanceState, backend_secrets: BackendSecrets, cause: int) -> None:
+    """Settle the recorded intent `cause` by publishing; a failure restores the previous config."""
+    name = state.name
+    previous_env = s.dokku.config(name)
+    previous_image = s.dokku.source_image(name)
+
+    def undo(exc: DomainError) -> None:
+        s.out.warn(f"Publishing failed: {str(exc).splitlines()[0]}")
+        s.out.step("Restoring the previous config and image")
+        _restore(s, state, previous_env, previous_image)
+
+    settle(
+        s, state, cause, lambda current: publish(s, current, backend_secrets), undo=undo,
+        failed=lambda exc, restored: f"Publishing to {name} failed: {exc}\n"
+        + restored_text(restored, "the previous config and image are back and the instance is ready"),
+    )
+    s.out.step(f"Published to {name}")
+
+
+def _restore(s: Services, state: InstanceState, previous_env: dict[str, str], previous_image: str) -> None:
+    """Put back the config and, when the failed publish deployed another image, that image too:
+    a restart alone would run the new image with the old config."""
+    name = state.name
+    current = s.dokku.config(name)
+    changed = {key: value for key, value in previous_env.items() if current.get(key) != value}
+    added = [key for key in current if key not in previous_env]
+    s.dokku.config_unset(name, added, restart=False)
+    s.dokku.config_set(name, changed, restart=False)
+    if previous_image and s.dokku.source_image(name) != previous_image:
+        s.out.step(f"Redeploying the previous image {previous_image} (waiting for readiness)")
+        if s.dokku.deploy_image(name, previous_image):
+            require_ready(s, name, state)
+            return
+    container = s.docker.web_container(name)
+    healthy = container is not None and container.running and s.docker.container(container.id).restart_count == 0
+    if healthy:
+        try:
+            require_ready(s, name, state, container.id, wait=5)
+            return
+        except DomainError:
+            pass
+    s.dokku.restart(name)
+    require_ready(s, name, state)
+
+
+def apply_preview(state: InstanceState, new_events: list[ev.NewEvent]) -> InstanceState:
+    """The state the new events would produce, without storing them (dry runs)."""
+    for item in new_events:
+        state = apply(state, ev.StoredEvent(0, state.name, state.version + 1, item.type, item.schema, item.payload, "", "", ""))
+    return state

@@ -1,0 +1,122 @@
+"""Reconcile: converge the app on the journal, after a crash mid-command or drift made by hand.
+
+`reconcile_locked` is also what the change pipeline runs before any command that finds an
+interrupted change (wiring.py hands it to the pipeline).
+"""
+from __future__ import annotations
+
+from powersync_plugin.backend import backend_secrets, instance_url
+from powersync_plugin.core import decisions
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.planner import Action, Kind, Plan
+from powersync_plugin.core.projector import project
+from powersync_plugin.core.state import InstanceState
+from powersync_plugin.lifecycle import apply_destroy
+from powersync_plugin.linking import apply_unlink
+from powersync_plugin.pipeline import changing, settle
+from powersync_plugin.publishing import base_image, derived_tag_preview, desired_env, observe, publish_or_restore, publish_plan
+from powersync_plugin.services import Services
+
+
+def reconcile(s: Services, name: str, dry_run: bool) -> None:
+    with changing(s, name, dry_run, finish_interrupted=False) as state:  # finishing it is this command
+        reconcile_locked(s, state, dry_run)
+        # a domain or certificate change the triggers missed (plugin disabled, files by hand)
+        follow_url(s, name, "powersync:reconcile", "its domain or certificate changed", dry_run)
+
+
+def reconcile_locked(s: Services, state: InstanceState, dry_run: bool) -> None:
+    name = state.name
+    last_version, last_type = state.intents[-1] if state.intents else (0, "")
+    interrupted = last_version and last_version not in state.outcomes
+    if interrupted:
+        _remove_interrupted_deploy_containers(s, name, dry_run)
+    if interrupted and last_type in (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED):
+        _finish_interrupted(s, state, last_version, last_type, dry_run)
+        return
+    decisions.require_live(state)
+    pending = state.pending_intent
+    if state.link is None:
+        if pending is not None and not dry_run:
+            s.record(state, [decisions.outcome(pending, False, "interrupted before it was applied; nothing deployed")])
+        s.out.step(f"{name} is not linked: nothing deployed to converge")
+        return
+    secrets = backend_secrets(s, state)
+    if dry_run:  # compare against the tag a real run would build; a dry run pulls and builds nothing
+        tag = derived_tag_preview(s, state)
+    else:
+        reference, base = base_image(s, state)
+        tag = s.docker.build_derived(base, reference, state.image_version)
+    plan = publish_plan(state, observe(s, name), tag, desired_env(state, secrets))
+    if dry_run or (not plan.actions and pending is None):
+        if plan.actions:
+            s.print_plan(plan)
+        else:
+            s.out.step(f"{name} matches its journal (revision {state.version})")
+        return
+    if pending is not None:
+        s.out.step(f"Revision {pending} has no recorded outcome (interrupted): applying it now")
+    else:
+        s.out.step(f"{name} drifted from its journal: converging")
+        state = s.record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "reconcile: drift repaired"})])
+        pending = state.version
+    publish_or_restore(s, state, secrets, pending)
+
+
+def _remove_interrupted_deploy_containers(s: Services, name: str, dry_run: bool) -> None:
+    """A command killed during Dokku's deploy leaves the new container behind; it would keep
+    restarting and contend for the replication lock with whatever converges next."""
+    for container in s.docker.interrupted_deploy_containers(name):
+        if dry_run:
+            s.out.step(f"Would remove {container}, left by the interrupted deploy")
+        else:
+            s.docker.remove_container(container)
+            s.out.step(f"Removed {container}, left by the interrupted deploy")
+
+
+def _finish_interrupted(s: Services, state: InstanceState, version: int, type_: str, dry_run: bool) -> None:
+    name = state.name
+    events = s.journal.load(name)
+    event = next(e for e in events if e.version == version)
+    link_before = project(name, events, until=version - 1).link
+    s.out.step(f"Revision {version} ({type_}) has no recorded outcome (interrupted): finishing it")
+    if dry_run:
+        return
+
+    def finish(_: InstanceState) -> None:
+        if type_ == ev.BACKEND_UNLINKED:
+            apply_unlink(
+                s, name, event.payload["backend"], state.last_postgres_service, state, True,
+                bool(event.payload.get("slots_kept")), link_before.url if link_before else None,
+            )
+        else:
+            apply_destroy(s, state)
+
+    settle(s, state, version, finish)
+    s.out.step(f"Revision {version} completed")
+
+
+def follow_url(s: Services, name: str, cause: str, why: str, dry_run: bool = False) -> None:
+    """Give the backend the instance's current URL if its POWERSYNC_URL is still the one the
+    plugin gave it (a hand-set value is left alone), and record the new URL. Caller holds the lock."""
+    state = s.load(name)
+    if not state.live or state.link is None or not s.dokku.app_exists(state.link.backend):
+        return
+    url = instance_url(s, name)
+    backend = state.link.backend
+    if url is None or url == state.link.url:
+        return
+    points_here = s.dokku.config(backend).get("POWERSYNC_URL") == state.link.url
+    if dry_run:
+        if points_here:
+            s.print_plan(Plan((Action(Kind.SET_BACKEND_URL, backend, detail=url, restarts=True),)))
+        return
+    if points_here:
+        s.out.step(f"Setting POWERSYNC_URL={url} on {backend} (restarts it): {why}")
+        s.dokku.config_set(backend, {"POWERSYNC_URL": url}, restart=True)
+    else:
+        s.out.warn(
+            f"{name} now serves {url}, but POWERSYNC_URL on {backend} was set by hand (it is not {state.link.url}): "
+            f"left alone; `dokku config:set {backend} POWERSYNC_URL={url}` if clients should follow"
+        )
+    s.record(state, [ev.NewEvent(ev.URL_CHANGED, {"url": url, "cause": cause})])

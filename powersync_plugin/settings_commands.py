@@ -1,0 +1,40 @@
+"""`powersync:set`: an instance's settings, and the plugin-wide default image version."""
+from __future__ import annotations
+
+from powersync_plugin import settings
+from powersync_plugin.core import decisions
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.errors import DomainError
+from powersync_plugin.pipeline import changing, commit
+from powersync_plugin.services import Services
+
+
+def default_image_version(s: Services) -> str:
+    found = s.journal.latest_payload(settings.GLOBAL_STREAM, ev.SETTING_CHANGED, "image-version")
+    return settings.default_image_version(found["value"] if found else None)
+
+
+def set_global(s: Services, key: str, value: str) -> None:
+    if key != "image-version":
+        raise DomainError(f"Unknown global setting {key!r}: the only one is image-version")
+    if not decisions.is_exact_version(value):
+        raise DomainError(f"Invalid image-version {value!r}: use an exact X.Y.Z release")
+    with s.lock(settings.GLOBAL_STREAM):
+        # the plugin-wide stream is no instance: no state to fold, nothing to apply
+        head = s.journal.head(settings.GLOBAL_STREAM)
+        s.journal.append(
+            settings.GLOBAL_STREAM, head, [ev.NewEvent(ev.SETTING_CHANGED, {"key": key, "value": value})],
+            s.actor, s.command,
+        )
+    s.out.step(f"New instances now default to image version {value} (existing ones: `powersync:upgrade`)")
+
+
+def set_setting(s: Services, name: str, key: str, value: str) -> None:
+    # a setting changes no deployment: nothing to reconcile first, no scheduler involved
+    with changing(s, name, local_only=False, finish_interrupted=False) as state:
+        new_events = decisions.decide_setting(state, key, value)
+        if not new_events:
+            s.out.step(f"{key} is already {value} on {name}")
+            return
+        commit(s, state, new_events)
+        s.out.step(f"Set {key}={value} on {name}")

@@ -1,0 +1,49 @@
+"""What an instance is doing now (`status`), and development tokens signed as its backend signs."""
+from __future__ import annotations
+
+import base64
+import time
+
+from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
+from powersync_plugin.backend import backend_values
+from powersync_plugin.core import config_render, decisions, derive
+from powersync_plugin.core.errors import DomainError
+from powersync_plugin.services import Services
+
+
+def status(s: Services, name: str) -> dict:
+    s.require_local_scheduler(name)
+    state = s.load(name)
+    decisions.require_live(state)
+    container = s.docker.web_container(name)
+    result: dict = {"name": name, "running": bool(container and container.running)}
+    result["image"] = container.image if container else "-"
+    base = s.docker.image(f"{state.image}:{state.image_version}")
+    result["image-digest"] = base.digest if base else "-"
+    if container and container.running:
+        api = PowerSyncApi(s.docker, container.id, state.api_token)
+        result["ready"] = api.readiness().ok
+        diagnostics = api.diagnostics()
+        result.update(summarize_diagnostics(diagnostics) if diagnostics else {"diagnostics": "unavailable (admin API)"})
+    else:
+        result["ready"] = False
+    if state.link:
+        desired = config_render.render(config_render.desired_config(state))
+        deployed = s.dokku.config(name).get("POWERSYNC_CONFIG_B64", "")
+        result["config-drift"] = base64.b64encode(desired.encode()).decode() != deployed
+        if state.link.postgres_service:
+            slots = s.source_db.instance_slots(state.link.postgres_service, state.slot_prefix)
+            result["slots"] = [{"slot": slot.name, "active": slot.active, "retained_wal": slot.retained_wal} for slot in slots]
+    result["stale"] = state.stale_cause or "-"
+    return result
+
+
+def token(s: Services, name: str, subject: str, ttl: int, claims: dict[str, str]) -> str:
+    state = s.load(name)
+    decisions.require_live(state)
+    if state.link is None:
+        raise DomainError(f"{name} is not linked: a token is signed with the backend's SECRET_KEY")
+    secret_key, _ = backend_values(state.link.backend, s.dokku.config(state.link.backend))
+    now = int(time.time())
+    payload = {**claims, "sub": subject, "aud": state.audience[0], "iat": now, "exp": now + ttl}
+    return derive.sign_hs256(secret_key.encode("utf-8"), payload, state.kid)
