@@ -145,6 +145,7 @@ def test_start_ready_slot_and_admin_api(ps_standin, ps_instance):
 
     status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=RULES, content_type="application/yaml")
     assert status == 422 and dep["error"]["code"] == "PSYNC_S4105"
+    assert dep["error"]["description"] == "Sync config API disabled"  # routes/endpoints/sync-rules.ts v1.25.0
     status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=json.dumps({"content": RULES}))
     assert status == 422 and dep["error"]["code"] == "PSYNC_S4105"
 
@@ -557,3 +558,152 @@ def test_postgres_data_survives_recreation(ps_docker, ps_network, ps_pg):
             b.remove(force=True)
     finally:
         vol.remove(force=True)
+
+
+# ------------------------------------------------------------ rules through the deploy API
+# Answers as routes/endpoints/sync-rules.ts and the Postgres storage's updateSyncRules at the
+# 1.25.0 tag of powersync-ja/powersync-service, and as measured on the real image
+# (/work/shared/facts/powersync-service.md "Rules through the service's own API").
+def _sync_checkpoint(si) -> str:
+    status, body = si.fetch("POST", "/sync/stream", headers={"Content-Type": "application/json",
+                                                             "Authorization": f"Token {make_jwt(claims())}"}, body="{}")
+    assert status == 200, body
+    lines = [json.loads(x) for x in body.splitlines() if x]
+    assert "checkpoint_complete" in lines[1]
+    return lines[0]["checkpoint"]["last_op_id"]
+
+
+def _rules_rows(ps_instance) -> str:
+    return ps_instance["pg"].psql("SELECT string_agg(id || ':' || state, ',' ORDER BY id) FROM powersync.sync_rules",
+                                  db=ps_instance["storage_db"])
+
+
+def test_deploy_api_contract_and_restart(ps_standin, ps_instance):
+    cfg = ps_instance["config"]
+    del cfg["sync_config"]
+    prefix = ps_instance["prefix"]
+    si = ps_standin(cfg)
+    si.wait_ready()
+    status, cur = si.admin("GET", "/api/sync-rules/v1/current")
+    assert status == 422 and cur["error"]["code"] == "PSYNC_S4104" and cur["error"]["description"] == "No active sync config"
+    status, rep = si.admin("POST", "/api/sync-rules/v1/reprocess", body="{}")
+    assert status == 422 and rep["error"]["code"] == "PSYNC_S4104"
+    # Until some rules are active a sync stream is refused (PSYNC_S2302).
+    status, body = si.fetch("POST", "/sync/stream", headers={"Content-Type": "application/json",
+                                                             "Authorization": f"Token {make_jwt(claims())}"}, body="{}")
+    assert status == 500 and json.loads(body)["error"]["code"] == "PSYNC_S2302"
+
+    # Bad rules: 422 PSYNC_R0001 with the parser's reason in details, nothing stored.
+    bad = "bucket_definitions:\n  g:\n    data:\n      - SELECT * FROM a JOIN b ON a.id = b.id\n"
+    status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=bad, content_type="application/yaml")
+    assert status == 422, dep
+    assert dep["error"]["code"] == "PSYNC_R0001" and dep["error"]["description"] == "Sync config parsing failed"
+    assert "Must SELECT from a single table" in dep["error"]["details"]
+    assert si.admin("GET", "/api/sync-rules/v1/current")[0] == 422
+    assert _rules_rows(ps_instance) == ""
+
+    # Good rules, JSON body: a new version; active within the fast refresh (0.6 s measured on the real one).
+    started = time.monotonic()
+    status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=json.dumps({"content": RULES}))
+    assert status == 200 and set(dep) == {"data"} and slot_re(prefix, 1).match(dep["data"]["slot_name"])
+    slot1 = dep["data"]["slot_name"]
+    cur = wait_for(lambda: (r := si.admin("GET", "/api/sync-rules/v1/current"))[0] == 200 and r[1], 10, "rules active")
+    assert time.monotonic() - started < 4
+    current = cur["data"]["current"]
+    assert current["slot_name"] == slot1 and current["content"] == RULES and current["valid"] is True
+    assert {"bucket_definitions", "source_tables", "data_tables"} <= set(current) and cur["data"]["next"] is None
+    assert _sync_checkpoint(si) == "1000"
+
+    # The same text deployed again is still a new version (no equality check on this path).
+    status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=RULES, content_type="application/yaml")
+    assert status == 200 and slot_re(prefix, 2).match(dep["data"]["slot_name"])
+    wait_for(lambda: si.admin("GET", "/api/sync-rules/v1/current")[1]["data"]["current"]["slot_name"] == dep["data"]["slot_name"],
+             15, "version 2 active")
+    wait_for(lambda: pg_slots == [dep["data"]["slot_name"]] if (pg_slots := ps_instance["pg"].slots(prefix)) else False,
+             15, "old slot dropped")
+
+    # reprocess: a new version of the active content.
+    status, rep = si.admin("POST", "/api/sync-rules/v1/reprocess", body="{}")
+    assert status == 200 and slot_re(prefix, 3).match(rep["data"]["slot_name"])
+    wait_for(lambda: si.admin("GET", "/api/sync-rules/v1/current")[1]["data"]["current"]["slot_name"] == rep["data"]["slot_name"],
+             15, "reprocessed version active")
+    assert si.admin("GET", "/api/sync-rules/v1/current")[1]["data"]["current"]["content"] == RULES
+
+    # Deployed rules survive a restart: same content active, clients sync from it.
+    si.container.restart(timeout=10)
+    si.wait_ready()
+    status, cur = si.admin("GET", "/api/sync-rules/v1/current")
+    assert status == 200 and cur["data"]["current"]["content"] == RULES
+    assert cur["data"]["current"]["slot_name"] == rep["data"]["slot_name"]
+    assert _sync_checkpoint(si) == "3000"
+    assert _rules_rows(ps_instance).endswith("3:ACTIVE")
+
+
+def test_reprocess_refused_while_deploying(ps_standin, ps_instance):
+    cfg = ps_instance["config"]
+    del cfg["sync_config"]
+    ps_instance["pg"].psql("INSERT INTO todos SELECT g::text, 'x' FROM generate_series(1, 40) g", db=ps_instance["source_db"])
+    si = ps_standin(cfg, env={"POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND": "10", "POWERSYNC_STANDIN_SNAPSHOT_CHUNK_ROWS": "10"})
+    si.wait_ready()
+    assert si.admin("POST", "/api/sync-rules/v1/deploy", body=RULES, content_type="application/yaml")[0] == 200
+    status, rep = si.admin("POST", "/api/sync-rules/v1/reprocess", body="{}")
+    assert status == 409 and rep["error"]["code"] == "PSYNC_S4106"
+    assert rep["error"]["description"] == "Busy processing sync config - cannot reprocess"
+
+
+# Fields of a diagnostics `tables` entry at v1.25.0 (packages/types/src/definitions.ts TableInfo;
+# `pattern` only for wildcard tables). The real diagnostics carry no row counts: snapshot progress
+# lives in storage (`powersync.source_tables.snapshot_replicated_count` /
+# `snapshot_total_estimated_count`, migration 1749024804042-snapshot-progress) and in the logs.
+TABLE_INFO_KEYS = {"schema", "name", "replication_id", "data_queries", "parameter_queries", "errors"}
+
+
+def test_reprocessing_takes_time_and_reports_progress(ps_standin, ps_instance):
+    pg, prefix = ps_instance["pg"], ps_instance["prefix"]
+    cfg = ps_instance["config"]
+    del cfg["sync_config"]
+    pg.psql("INSERT INTO todos SELECT g::text, 'x' FROM generate_series(1, 100) g; ANALYZE todos", db=ps_instance["source_db"])
+    si = ps_standin(cfg, env={"POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND": "10", "POWERSYNC_STANDIN_SNAPSHOT_CHUNK_ROWS": "10"})
+    si.wait_ready()
+    status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=RULES, content_type="application/yaml")
+    slot1 = dep["data"]["slot_name"]
+    wait_for(lambda: si.admin("GET", "/api/sync-rules/v1/current")[0] == 200, 20, "first rules active")
+
+    changed = RULES + "# changed\n"
+    started = time.monotonic()
+    status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=changed, content_type="application/yaml")
+    assert status == 200
+    slot2 = dep["data"]["slot_name"]
+
+    def progress():
+        return pg.psql("SELECT snapshot_done, snapshot_replicated_count, snapshot_total_estimated_count "
+                       "FROM powersync.source_tables WHERE group_id = 2", db=ps_instance["storage_db"])
+
+    # Mid-way: the deploying version is reported beside the active one, which keeps serving.
+    mid = wait_for(lambda: (p := progress()) and p.split("|")[1] not in ("", "0") and p, 10, "progress in storage")
+    done, replicated, estimate = mid.split("|")
+    assert done == "f" and 0 < int(replicated) < 100 and estimate == "100"
+    assert sorted(pg.slots(prefix)) == sorted([slot1, slot2])
+    diag = si.admin("POST", "/api/admin/v1/diagnostics", body="{}")[1]["data"]
+    deploying, active = diag["deploying_sync_rules"], diag["active_sync_rules"]
+    assert deploying["connections"][0]["slot_name"] == slot2
+    assert deploying["connections"][0]["initial_replication_done"] is False
+    assert active["connections"][0]["slot_name"] == slot1 and active["connections"][0]["initial_replication_done"] is True
+    [table] = deploying["connections"][0]["tables"]
+    assert set(table) == TABLE_INFO_KEYS and (table["schema"], table["name"], table["replication_id"]) == ("public", "todos", ["id"])
+    cur = si.admin("GET", "/api/sync-rules/v1/current")[1]["data"]
+    assert cur["current"]["content"] == RULES and cur["next"]["content"] == changed and cur["next"]["slot_name"] == slot2
+    assert _sync_checkpoint(si) == "1000"  # clients still sync from version 1
+
+    # Then the swap: version 2 active once its 100 rows are copied (10 s at 10 rows/s).
+    wait_for(lambda: si.admin("GET", "/api/sync-rules/v1/current")[1]["data"]["current"]["slot_name"] == slot2, 20, "swap")
+    assert time.monotonic() - started >= 9
+    diag = si.admin("POST", "/api/admin/v1/diagnostics", body="{}")[1]["data"]
+    assert diag.get("deploying_sync_rules") is None
+    assert diag["active_sync_rules"]["connections"][0]["initial_replication_done"] is True
+    assert progress() == "t||"  # the real markTableSnapshotDone clears the counts
+    assert _sync_checkpoint(si) == "2000"
+    wait_for(lambda: pg.slots(prefix) == [slot2], 15, "old slot dropped")
+    logs = si.logs()
+    assert 'To replicate: "public"."todos" 0/~100' in logs
+    assert 'Replicating "public"."todos" 10/~100' in logs and 'Replicating "public"."todos" 100/~100' in logs

@@ -111,6 +111,18 @@ const MIGRATIONS = [
       INSERT INTO powersync.instance (id)
         SELECT gen_random_uuid()::text WHERE NOT EXISTS (SELECT 1 FROM powersync.instance);
     `
+  },
+  {
+    // The real storage's migration 1749024804042-snapshot-progress (v1.25.0): per-table snapshot
+    // progress, written after every flushed chunk and cleared when the table's snapshot is done.
+    name: '2-snapshot-progress',
+    sql: `
+      ALTER TABLE powersync.sync_rules ADD COLUMN IF NOT EXISTS snapshot_lsn TEXT;
+      ALTER TABLE powersync.source_tables
+        ADD COLUMN IF NOT EXISTS snapshot_total_estimated_count INTEGER,
+        ADD COLUMN IF NOT EXISTS snapshot_replicated_count INTEGER,
+        ADD COLUMN IF NOT EXISTS snapshot_last_key BYTEA;
+    `
   }
 ];
 
@@ -269,7 +281,7 @@ export class Storage {
       }
       await client.query(`UPDATE powersync.sync_rules SET state = 'STOP' WHERE state = 'ACTIVE' AND id <> $1`, [id]);
       await client.query(
-        `UPDATE powersync.sync_rules SET state = 'ACTIVE', snapshot_done = TRUE, last_checkpoint_lsn = $2,
+        `UPDATE powersync.sync_rules SET state = 'ACTIVE', snapshot_done = TRUE, snapshot_lsn = $2, last_checkpoint_lsn = $2,
            last_checkpoint_ts = now(), last_keepalive_ts = now() WHERE id = $1`,
         [id, lsn]
       );
@@ -294,9 +306,58 @@ export class Storage {
     );
   }
 
+  // ------------------------------------------------------------------ snapshot progress
+  async sourceTablesOf(groupId) {
+    const r = await this.query(`SELECT * FROM powersync.source_tables WHERE group_id = $1 ORDER BY schema_name, table_name`, [groupId]);
+    return r.rows;
+  }
+
+  /** The `source_tables` row of (group, schema, table), created on first sight. */
+  async sourceTable(groupId, schema, name, replicaIdColumns) {
+    const found = await this.query(
+      `SELECT * FROM powersync.source_tables WHERE group_id = $1 AND schema_name = $2 AND table_name = $3`,
+      [groupId, schema, name]
+    );
+    if (found.rows[0]) return found.rows[0];
+    const r = await this.query(
+      `INSERT INTO powersync.source_tables (id, group_id, connection_id, schema_name, table_name, replica_id_columns)
+       VALUES ($1, $2, 1, $3, $4, $5) RETURNING *`,
+      [crypto.randomUUID(), groupId, schema, name, JSON.stringify(replicaIdColumns.map((c) => ({ name: c })))]
+    );
+    return r.rows[0];
+  }
+
+  async updateTableProgress(id, { totalEstimatedCount, replicatedCount }) {
+    await this.query(
+      `UPDATE powersync.source_tables SET snapshot_total_estimated_count = $2, snapshot_replicated_count = $3 WHERE id = $1`,
+      [id, totalEstimatedCount, replicatedCount]
+    );
+  }
+
+  /** As the real markTableSnapshotDone: done, and the progress columns cleared. */
+  async markTableSnapshotDone(id) {
+    await this.query(
+      `UPDATE powersync.source_tables SET snapshot_done = TRUE, snapshot_total_estimated_count = NULL,
+         snapshot_replicated_count = NULL, snapshot_last_key = NULL WHERE id = $1`,
+      [id]
+    );
+  }
+
+  /** A new slot means a snapshot from scratch (the real `storage.clear()` when needsNewSlot). */
+  async clearSnapshot(groupId) {
+    await this.query(`DELETE FROM powersync.source_tables WHERE group_id = $1`, [groupId]);
+    await this.query(`UPDATE powersync.sync_rules SET snapshot_done = FALSE WHERE id = $1`, [groupId]);
+  }
+
   async setFatalError(id, message) {
     await this.query(`UPDATE powersync.sync_rules SET last_fatal_error = $2 WHERE id = $1`, [id, message]);
   }
+}
+
+/** `"schema"."table"`, as the real service names tables in its logs (util.qualifiedName). */
+export function qualifiedName(schema, name) {
+  const esc = (x) => `"${String(x).replace(/"/g, '""')}"`;
+  return `${esc(schema)}.${esc(name)}`;
 }
 
 // Microseconds between the Unix epoch and Postgres's (2000-01-01), for standby status updates.
@@ -475,6 +536,41 @@ export class Source {
       [name]
     );
     return r.rows[0]?.lag != null ? Number(r.rows[0].lag) : undefined;
+  }
+
+  /**
+   * The tables a rules pattern reads (`todos`, or `todo%` as a prefix), each with its primary key
+   * columns (the replica identity; `['id']` when it has none here).
+   */
+  async resolveTables(schema, pattern) {
+    const wildcard = pattern.endsWith('%');
+    const r = await this.query(
+      `SELECT c.oid::int AS oid, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND ${wildcard ? 'c.relname LIKE $2' : 'c.relname = $2'}
+       ORDER BY c.relname`,
+      [schema, pattern]
+    );
+    const tables = [];
+    for (const row of r.rows) {
+      const pk = await this.query(
+        `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE i.indrelid = $1 AND i.indisprimary ORDER BY a.attnum`,
+        [row.oid]
+      );
+      tables.push({ schema, name: row.name, replicaIdColumns: pk.rowCount ? pk.rows.map((x) => x.attname) : ['id'] });
+    }
+    return tables;
+  }
+
+  /** The real service's estimate: `reltuples` (-1 for a table never vacuumed or analyzed). */
+  async estimatedCount(schema, name) {
+    const r = await this.query(`SELECT reltuples::bigint AS estimate FROM pg_class WHERE oid = $1::regclass`, [qualifiedName(schema, name)]);
+    return Number(r.rows[0]?.estimate ?? -1);
+  }
+
+  async rowCount(schema, name) {
+    const r = await this.query(`SELECT count(*)::bigint AS n FROM ${qualifiedName(schema, name)}`);
+    return Number(r.rows[0].n);
   }
 
   async tableExists(schema, name) {

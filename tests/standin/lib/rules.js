@@ -47,3 +47,18 @@ function safe(f, dflt) {
     return dflt;
   }
 }
+
+/**
+ * The parse the real deploy route does (routes/endpoints/sync-rules.ts at v1.25.0):
+ * `SqlSyncRules.fromYaml` with its default `throwOnError: true`, so a fatal error throws a
+ * `SyncRulesErrors` whose message is every collected error (warnings included) joined by ", ".
+ * Returns null when the rules parse, else that message (the 422's `details`).
+ */
+export function deployParseError(content, defaultSchema = 'public') {
+  try {
+    SqlSyncRules.fromYaml(content, { defaultSchema });
+    return null;
+  } catch (e) {
+    return e.message;
+  }
+}

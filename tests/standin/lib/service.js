@@ -4,12 +4,34 @@ import http from 'node:http';
 import { logger } from './log.js';
 import { AuthorizationError, ServiceError } from './errors.js';
 import { tokenFromHeader, verifyJwt } from './jwt.js';
-import { debugRules, parseRules, sourceTables } from './rules.js';
-import { Source, Storage } from './db.js';
+import { debugRules, deployParseError, parseRules, sourceTables } from './rules.js';
+import { qualifiedName, Source, Storage } from './db.js';
 
 const REFRESH_MS = 30000;
 const STANDBY_RETRY_MS = 2000;
 const TICK_MS = 5000;
+// The real replicator looks for new rules versions every 500 ms for the first 120 s after start
+// and every 5 s after that (AbstractReplicator.ts at v1.25.0: FAST_REFRESH_INTERVAL_MS,
+// FAST_REFRESH_TIMEOUT_MS, REFRESH_INTERVAL_MS).
+const FAST_REFRESH_MS = 500;
+const FAST_REFRESH_WINDOW_MS = 120000;
+
+/**
+ * Initial replication pace (stand-in knobs, not the real service's): rows copied per second and
+ * rows per flushed chunk (the real snapshotChunkLength is 10,000; progress is written and logged
+ * once per chunk). The default pace is fast enough that test tables replicate at once; tests of
+ * reprocessing progress slow it down.
+ */
+function snapshotPace() {
+  const num = (name, dflt) => {
+    const v = Number(process.env[name]);
+    return Number.isFinite(v) && v > 0 ? v : dflt;
+  };
+  return {
+    rowsPerSecond: num('POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND', 1000000),
+    chunkRows: Math.floor(num('POWERSYNC_STANDIN_SNAPSHOT_CHUNK_ROWS', 10000))
+  };
+}
 
 export class Service {
   constructor(config, { runner = 'unified', version = '0.0.0' } = {}) {
@@ -25,6 +47,8 @@ export class Service {
     this.replicationErrors = new Map(); // sync rules id -> [{level, message}]
     this.connected = false;
     this.standbyLogged = false;
+    this.snapshots = new Map(); // sync rules id -> running initial replication
+    this.startedAt = Date.now();
   }
 
   // --------------------------------------------------------------------- lifecycle
@@ -164,6 +188,15 @@ export class Service {
           }
         }
         await this.replicateOnce();
+        // Between full ticks only look for a new rules version, at the real refresh interval.
+        const tickEnds = Date.now() + TICK_MS;
+        while (!this.stopping && this.holdsLock && Date.now() < tickEnds) {
+          const fast = Date.now() - this.startedAt < FAST_REFRESH_WINDOW_MS;
+          await this.sleep(fast ? FAST_REFRESH_MS : TICK_MS);
+          const next = await this.storage.nextRules();
+          if (next && !this.snapshots.has(next.id)) break;
+        }
+        continue;
       } catch (e) {
         logger.error(`Replication error: ${e.message}`);
       }
@@ -198,28 +231,92 @@ export class Service {
       this.replicationErrors.delete(row.id);
       if (!(await this.source.slotExists(row.slot_name))) {
         if (row.state === 'ACTIVE') logger.warn(`[PSYNC_S1160] Replication slot ${row.slot_name} does not exist anymore - recreating`);
+        // A new slot: the snapshot starts from scratch (the real service clears the storage).
+        if (row.state === 'PROCESSING' && !this.snapshots.has(row.id)) await this.storage.clearSnapshot(row.id);
         await this.source.createSlot(row.slot_name);
         logger.info(`Created replication slot ${row.slot_name} for sync rules version ${row.id}`);
       }
       const lsn = await this.source.advanceSlot(row.slot_name);
       if (row.state === 'PROCESSING') {
-        logger.info(`Initial replication of sync rules version ${row.id} done at ${lsn}`);
-        if (await this.storage.activate(row.id, lsn)) {
-          logger.info(`Sync rules version ${row.id} is now active`);
-          // Drop superseded versions right away.
-          for (const old of await this.storage.rulesToReplicate()) {
-            if (old.state === 'STOP') {
-              if (old.slot_name && (await this.source.dropSlot(old.slot_name))) {
-                logger.info(`Dropped replication slot ${old.slot_name} of sync rules version ${old.id}`);
-              }
-              await this.storage.setState(old.id, 'TERMINATED');
-            }
-          }
-        }
+        // The old version keeps serving (and streaming) while this one copies its tables.
+        if (!this.snapshots.has(row.id)) this.startInitialReplication(row);
       } else {
         await this.storage.keepalive(row.id, lsn);
       }
     }
+  }
+
+  startInitialReplication(row) {
+    const task = (async () => {
+      if (!(await this.initialReplication(row))) return;
+      const lsn = await this.source.advanceSlot(row.slot_name);
+      logger.info(`Initial replication of sync rules version ${row.id} done at ${lsn}`);
+      if (await this.storage.activate(row.id, lsn)) {
+        logger.info(`Sync rules version ${row.id} is now active`);
+        // Drop superseded versions right away.
+        for (const old of await this.storage.rulesToReplicate()) {
+          if (old.state === 'STOP') {
+            if (old.slot_name && (await this.source.dropSlot(old.slot_name))) {
+              logger.info(`Dropped replication slot ${old.slot_name} of sync rules version ${old.id}`);
+            }
+            await this.storage.setState(old.id, 'TERMINATED');
+          }
+        }
+      }
+    })()
+      .catch((e) => logger.error(`Replication error: ${e.message}`))
+      .finally(() => this.snapshots.delete(row.id));
+    this.snapshots.set(row.id, task);
+  }
+
+  /**
+   * Copies the tables the rules read, at the configured pace, the way the real WalStream does
+   * (v1.25.0 initialReplication / snapshotTable): estimate every table first (`reltuples`, logged
+   * `To replicate: "public"."todos" 0/~N`), then copy each in chunks, writing
+   * `source_tables.snapshot_replicated_count` / `snapshot_total_estimated_count` and logging
+   * `Replicating "public"."todos" N/~M` after every chunk; a finished table gets
+   * `snapshot_done` and its counts cleared. Resumes after a restart from the stored count.
+   * Returns false when interrupted (stopping, lock lost, or a newer version replaced this one).
+   */
+  async initialReplication(row) {
+    const { rowsPerSecond, chunkRows } = snapshotPace();
+    const stillWanted = async () => {
+      if (this.stopping || !this.holdsLock) return false;
+      const r = await this.storage.query(`SELECT state FROM powersync.sync_rules WHERE id = $1`, [row.id]);
+      return r.rows[0]?.state === 'PROCESSING';
+    };
+    const format = (at, estimate) => (estimate < 0 ? `${at}/?` : `${at}/~${estimate}`);
+    const todo = [];
+    for (const pattern of sourceTables(row.content)) {
+      for (const t of await this.source.resolveTables(pattern.schema, pattern.name)) {
+        const stored = await this.storage.sourceTable(row.id, t.schema, t.name, t.replicaIdColumns);
+        const name = qualifiedName(t.schema, t.name);
+        if (stored.snapshot_done) {
+          logger.info(`Skipping ${name} - snapshot already done`);
+          continue;
+        }
+        const estimate = await this.source.estimatedCount(t.schema, t.name);
+        const at = Number(stored.snapshot_replicated_count ?? 0);
+        await this.storage.updateTableProgress(stored.id, { totalEstimatedCount: estimate, replicatedCount: at });
+        logger.info(`To replicate: ${name} ${format(at, estimate)}`);
+        todo.push({ stored, name, estimate, at, table: t });
+      }
+    }
+    for (const item of todo) {
+      const total = await this.source.rowCount(item.table.schema, item.table.name);
+      let at = Math.min(item.at, total);
+      logger.info(`Replicating ${item.name} ${format(at, item.estimate)} - resumable`);
+      while (at < total) {
+        const n = Math.min(chunkRows, total - at);
+        await this.sleep((n / rowsPerSecond) * 1000);
+        if (!(await stillWanted())) return false;
+        at += n;
+        await this.storage.updateTableProgress(item.stored.id, { totalEstimatedCount: item.estimate, replicatedCount: at });
+        logger.info(`Replicating ${item.name} ${format(at, item.estimate)}`);
+      }
+      await this.storage.markTableSnapshotDone(item.stored.id);
+    }
+    return stillWanted();
   }
 
   // --------------------------------------------------------------------- HTTP
@@ -253,6 +350,9 @@ export class Service {
         case 'GET /api/sync-rules/v1/current':
           this.authApi(req);
           return sendJson(res, 200, { data: await this.current() }, true);
+        case 'POST /api/sync-rules/v1/reprocess':
+          this.authApi(req);
+          return sendJson(res, 200, { data: await this.reprocess() });
         case 'POST /api/admin/v1/diagnostics':
           this.authApi(req);
           return sendJson(res, 200, { data: await this.diagnostics(body ?? {}) });
@@ -318,26 +418,40 @@ export class Service {
     res.end();
   }
 
+  // Deploy, current and reprocess answer as routes/endpoints/sync-rules.ts at v1.25.0 does.
   async deploy(content) {
     if (this.config.rules.present) {
       throw new ServiceError({
         code: 'PSYNC_S4105',
         status: 422,
-        description: 'Sync rules API disabled',
-        details: 'Use the management API to deploy sync rules'
+        description: 'Sync config API disabled',
+        details: 'Update sync config in the service configuration'
       });
     }
-    const p = parseRules(content);
-    if (p.fatal.length) {
-      throw new ServiceError({ code: 'PSYNC_R0001', status: 422, description: 'Sync rules parsing failed', details: p.fatal.map((e) => e.message).join('\n') });
+    const error = deployParseError(content);
+    if (error != null) {
+      throw new ServiceError({ code: 'PSYNC_R0001', status: 422, description: 'Sync config parsing failed', details: error });
     }
+    // Every deploy is a new version, even of the same text (updateSyncRules has no equality
+    // check; only rules from the config are compared): the version in progress is stopped.
     const { row } = await this.storage.updateSyncRules(content, this.config.source?.slotNamePrefix ?? 'powersync_', { force: true });
+    logger.info(`Deployed sync rules version ${row.id} through the API (slot ${row.slot_name})`);
+    return { slot_name: row.slot_name };
+  }
+
+  async reprocess() {
+    if (await this.storage.nextRules()) {
+      throw new ServiceError({ code: 'PSYNC_S4106', status: 409, description: 'Busy processing sync config - cannot reprocess' });
+    }
+    const active = await this.storage.activeRules();
+    if (!active) throw new ServiceError({ code: 'PSYNC_S4104', status: 422, description: 'No active sync config' });
+    const { row } = await this.storage.updateSyncRules(active.content, this.config.source?.slotNamePrefix ?? 'powersync_', { force: true });
     return { slot_name: row.slot_name };
   }
 
   async current() {
     const active = await this.storage.activeRules();
-    if (!active) throw new ServiceError({ code: 'PSYNC_S4104', status: 422, description: 'No active sync rules' });
+    if (!active) throw new ServiceError({ code: 'PSYNC_S4104', status: 422, description: 'No active sync config' });
     const next = await this.storage.nextRules();
     return {
       current: { slot_name: active.slot_name, content: active.content, ...debugRules(active.content) },
@@ -378,7 +492,8 @@ export class Service {
           last_lsn: row.last_checkpoint_lsn ?? undefined,
           last_keepalive_ts: row.last_keepalive_ts ? new Date(row.last_keepalive_ts).toISOString() : undefined,
           last_checkpoint_ts: row.last_checkpoint_ts ? new Date(row.last_checkpoint_ts).toISOString() : undefined,
-          replication_lag_bytes: active ? lag : undefined,
+          // The real service reports the lag of the deploying version's slot too.
+          replication_lag_bytes: lag,
           tables
         }
       ],
@@ -424,6 +539,7 @@ const KNOWN_ROUTES = new Set([
   'POST /api/sync-rules/v1/validate',
   'POST /api/sync-rules/v1/deploy',
   'GET /api/sync-rules/v1/current',
+  'POST /api/sync-rules/v1/reprocess',
   'POST /api/admin/v1/diagnostics',
   'POST /api/admin/v1/validate'
 ]);
