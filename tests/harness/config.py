@@ -9,8 +9,11 @@ Modelled where the transcripts are silent:
 from __future__ import annotations
 
 import base64
+import json
+import os
 import random
 import re
+import sys
 
 from . import state, triggers
 from .output import DokkuExit, fail, go_json, info1, out, parse_flags, quiet
@@ -56,9 +59,12 @@ def print_pairs(pairs: dict, *, indent: str = "       ") -> None:
 
 
 def set_config(app: str | None, pairs: dict, *, restart: bool, reason: str = "config:set",
-               fire_quiet: bool | None = None, echo: bool = True) -> int:
-    """Write ``pairs``, echo them, fire post-config-update, restart a deployed app."""
+               fire_quiet: bool | None = None, echo: bool = True, replace: bool = False) -> int:
+    """Write ``pairs`` (``replace``: instead of the whole env), echo them, fire
+    post-config-update, restart a deployed app."""
     with state.edit_config(app) as cfg:
+        if replace:
+            cfg.clear()
         cfg.update(pairs)
     if echo and not quiet():
         info1("Setting config vars")
@@ -196,6 +202,157 @@ def cmd_export(args):
     return 0
 
 
+# ---- config:import (Dokku 0.38.27 plugins/config: SubImport, loadFromFile, loadFromFileJSON) ----
+
+_BLANK = " \t\v\f\r\x85\xa0"
+_VAR = re.compile(r"(\\)?(\$)(\()?\{?([A-Z0-9_]+)?\}?")
+
+
+class EnvfileError(Exception):
+    pass
+
+
+def _expand(value: str, found: dict) -> str:
+    """godotenv's expandVariables: $VAR / ${VAR} from the keys read so far, then the environment;
+    `\\$` keeps a literal `$`."""
+    def one(match):
+        if match.group(1) or match.group(3):
+            return match.group(0)[1:]
+        if match.group(4):
+            return found.get(match.group(4), os.environ.get(match.group(4), ""))
+        return match.group(0)
+    return _VAR.sub(one, value)
+
+
+def _unescape(value: str) -> str:
+    """godotenv's expandEscapes (double quotes only): `\\n`, `\\r` become the characters, any
+    other `\\c` (except `\\$`) becomes `c`."""
+    value = re.sub(r"\\.", lambda m: {"n": "\n", "r": "\r"}.get(m.group(0)[1], m.group(0)), value)
+    return re.sub(r"\\([^$])", r"\1", value)
+
+
+def parse_envfile(text: str) -> dict:
+    """An env file as godotenv v1.5.1 (Dokku's go.mod) parses it: blank and `#` lines skipped,
+    optional `export `, `KEY=VALUE` or `KEY: VALUE`; unquoted values end at the line's end or at
+    ` #` (trimmed); 'single' quotes are literal, "double" quotes undo `\\n`, `\\r`, `\\"` and
+    `\\\\`; both may span lines; unquoted and double-quoted values expand `$VAR`. Known quirk kept:
+    a quoted value loses trailing quote characters (`"a\\""` reads as `a\\`)."""
+    src = text.replace("\r\n", "\n")
+    found: dict = {}
+    while True:
+        # statement start: skip blank space and comment lines
+        while True:
+            src = src.lstrip(_BLANK + "\n")
+            if src.startswith("#"):
+                end = src.find("\n")
+                src = "" if end == -1 else src[end + 1:]
+                continue
+            break
+        if not src:
+            return found
+        if src.startswith("export "):
+            src = src[len("export "):].lstrip(_BLANK)
+        key, offset = None, 0
+        for i, char in enumerate(src):
+            if char in _BLANK:
+                continue
+            if char in "=:":
+                key, offset = src[:i], i + 1
+                break
+            if char == "_" or char.isalnum() or char == ".":
+                continue
+            raise EnvfileError(f"unexpected character {char!r} in variable name near {src!r}")
+        if key is None:
+            raise EnvfileError("zero length string") if not src else EnvfileError(f"unexpected character in variable name near {src!r}")
+        key = key.rstrip()
+        src = src[offset:].lstrip(_BLANK)
+        quote = src[:1] if src[:1] in ("'", '"') else ""
+        if not quote:
+            end = src.find("\n")
+            line, src = (src, "") if end == -1 else (src[:end], src[end:])
+            cut = len(line)
+            for i in range(len(line) - 1, 0, -1):
+                if line[i] == "#" and line[i - 1] in _BLANK:
+                    cut = i
+                    break
+            found[key] = _expand(line[:cut].strip(_BLANK), found)
+            continue
+        for i in range(1, len(src)):
+            if src[i] == quote and src[i - 1] != "\\":
+                value = src[:i].rstrip(quote).lstrip(quote)
+                if quote == '"':
+                    value = _expand(_unescape(value), found)
+                found[key] = value
+                src = src[i + 1:]
+                break
+        else:
+            raise EnvfileError(f"unterminated quoted value {src.split(chr(10), 1)[0]}")
+
+
+def _read_import(name: str, filename: str, fmt: str) -> dict:
+    if fmt == "json":
+        try:
+            text = sys.stdin.read() if filename == "-" else open(filename).read()
+        except OSError as exc:
+            fail(f"open {filename}: {exc.strerror.lower()}")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            fail("EOF" if not text.strip() else "invalid character in JSON input")
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            fail("json: cannot unmarshal into Go value of type map[string]string")
+        return data
+    # envfile: stdin for "-", then a file of that name if one exists (loadFromFile stats it too);
+    # an unreadable or missing FILE reads as empty.
+    found: dict = {}
+    try:
+        if filename == "-":
+            found = parse_envfile(sys.stdin.read())
+        if os.path.exists(filename):
+            with open(filename) as handle:
+                found = parse_envfile(handle.read())
+    except EnvfileError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"open {filename}: {exc.strerror.lower()}")
+    for key in [k for k in found if not KEY.match(k)]:
+        info1(f"Deleting invalid key {key} from config for {name}")
+        del found[key]
+    return found
+
+
+def cmd_import(args):
+    """``config:import [--no-restart] [--replace] [--format envfile|json] (APP|--global) [FILE|-]``.
+
+    As Dokku 0.38.27's SubImport: under DOKKU_QUIET_OUTPUT nothing is printed; otherwise
+    ``-----> Reading config vars from stdin`` (for ``-``), one ``-----> Setting config var K=V``
+    per key (Go map order, values in clear), then SetMany's ``Setting config vars`` block. Nothing
+    to set fails with ``No config vars to set``. SetMany: ``--replace`` empties the env first;
+    a key outside ``[a-zA-Z_][a-zA-Z0-9_]*`` fails (JSON; the envfile reader already dropped it);
+    ``post-config-update APP set KEYS`` (the imported keys only, also with --replace); a deployed
+    app restarts unless ``--no-restart``."""
+    flags, pos = parse_flags("config:import", args, bools=("--no-restart", "--replace", "--global"),
+                             values=("--format",))
+    app, rest = _app_or_global(flags, pos)
+    filename = rest[0] if rest else ""
+    fmt = flags.get("--format", "envfile") or "envfile"
+    if fmt not in ("envfile", "json"):
+        fail(f"Unknown format: {fmt}")
+    if filename == "-" and not quiet():
+        info1("Reading config vars from stdin")
+    pairs = _read_import(app or "--global", filename, fmt)
+    if not pairs:
+        fail("No config vars to set")
+    if not quiet():
+        for key in _shuffled(pairs):
+            info1(f"Setting config var {key}={pairs[key]}")
+    for key in pairs:
+        if not KEY.match(key):
+            fail(f"Invalid key name: '{key}'")
+    return set_config(app, pairs, restart=not flags.get("--no-restart"), reason="config:import",
+                      replace=bool(flags.get("--replace")))
+
+
 def cmd_clear(args):
     flags, pos = parse_flags("config:clear", args, bools=("--no-restart", "--global"))
     app, _ = _app_or_global(flags, pos)
@@ -211,7 +368,7 @@ def cmd_clear(args):
 COMMANDS = {
     "config": cmd_show, "config:show": cmd_show, "config:set": cmd_set, "config:unset": cmd_unset,
     "config:get": cmd_get, "config:keys": cmd_keys, "config:export": cmd_export,
-    "config:clear": cmd_clear,
+    "config:clear": cmd_clear, "config:import": cmd_import,
 }
 
 
