@@ -120,6 +120,7 @@ def restarts(h, runs: int) -> dict:
     h.run("config:set", "--no-restart", "bench-backend", "SECRET_KEY=" + "b" * 64)
     name = "bench-ps"
     wall(h, "powersync:create", name, "--image", STANDIN_REPO)
+    wall(h, "domains:set", name, f"{name}.example.test")  # link gives the backend POWERSYNC_URL
     wall(h, "powersync:set-rules", name, input=RULES.format("initial"))
     wall(h, "powersync:link", name, "bench-backend")
     figures = {"ps:restart": [], "set-rules": [], "rotate": [], "upgrade": []}
