@@ -8,8 +8,8 @@ from typing import Optional
 
 import click
 
-from powersync_plugin.cli import PLUGIN, cli
 from powersync_plugin.core.errors import DomainError
+from powersync_plugin.usage import PLUGIN
 from powersync_plugin.wiring import Context, current_redactor
 
 
@@ -57,6 +57,8 @@ def _main(argv: Optional[list[str]] = None) -> None:
         from powersync_plugin.hook_handlers import run_hook
 
         sys.exit(run_hook(args[0].split(":", 1)[1], args[1:]))
+    from powersync_plugin.cli import cli  # triggers fire for every app: they skip building the commands
+
     if args and args[0].startswith(f"{PLUGIN}:"):
         args[0] = args[0].split(":", 1)[1]
     elif args and args[0] == PLUGIN:

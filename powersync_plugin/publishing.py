@@ -19,7 +19,7 @@ from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.planner import Action, Kind, Observed, Plan, plan_publish
 from powersync_plugin.core.projector import apply
 from powersync_plugin.core.state import InstanceState
-from powersync_plugin.pipeline import restored_text, settle
+from powersync_plugin.pipeline import first_line, restored_text, settle
 from powersync_plugin.services import Services
 
 
@@ -175,7 +175,7 @@ def publish_or_restore(s: Services, state: InstanceState, backend_secrets: Backe
     previous_image = s.dokku.source_image(name)
 
     def undo(exc: DomainError) -> None:
-        s.out.warn(f"Publishing failed: {str(exc).splitlines()[0]}")
+        s.out.warn(f"Publishing failed: {first_line(exc)}")
         s.out.step("Restoring the previous config and image")
         _restore(s, state, previous_env, previous_image)
 
