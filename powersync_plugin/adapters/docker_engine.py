@@ -48,9 +48,15 @@ APP_JSON = {
 }
 
 # Runs inside the instance container. Redirects are not followed: a 3xx is not readiness.
+# Headers (API token, JWTs) and the body travel in the exec's environment, which Docker receives
+# in the API request and only root reads back (/proc/PID/environ); the command line, which every
+# user of the host reads (`ps`), carries the method, URL, timeout and the number of body chunks.
 _HTTP_SCRIPT = r"""
-const [method, url, headersJson, timeoutMs, stopAt, ...parts] = process.argv.slice(1);
-const body = parts.length ? Buffer.from(parts.join(''), 'base64').toString('utf8') : undefined;
+const [method, url, timeoutMs, stopAt, count] = process.argv.slice(1);
+const headersJson = process.env.DOKKU_POWERSYNC_HEADERS || '{}';
+let encoded = '';
+for (let i = 0; i < Number(count); i++) encoded += process.env['DOKKU_POWERSYNC_BODY_' + i] || '';
+const body = Number(count) ? Buffer.from(encoded, 'base64').toString('utf8') : undefined;
 const signal = AbortSignal.timeout(Number(timeoutMs));
 (async () => {
   try {
@@ -71,7 +77,7 @@ const signal = AbortSignal.timeout(Number(timeoutMs));
   }
 })();
 """
-_ARG_CHUNK = 65536
+_ARG_CHUNK = 65536  # below Linux's 128 KiB limit on one environment string (MAX_ARG_STRLEN)
 
 # Runs in a one-off container of the instance's image: the service's own rules parser
 # (@powersync/service-sync-rules) gives the verdict the service would give at start-up or on its
@@ -262,22 +268,14 @@ class DockerEngine:
     ) -> HttpResult:
         encoded = base64.b64encode(body.encode()).decode() if body is not None else ""
         chunks = [encoded[i : i + _ARG_CHUNK] for i in range(0, len(encoded), _ARG_CHUNK)]
-        command = [
-            "node",
-            "-e",
-            _HTTP_SCRIPT,
-            method,
-            f"http://127.0.0.1:{port}{path}",
-            json.dumps(dict(headers or {})),
-            str(int(timeout * 1000)),
-            stop_at,
-            *chunks,
-        ]
+        command = ["node", "-e", _HTTP_SCRIPT, method, f"http://127.0.0.1:{port}{path}", str(int(timeout * 1000)), stop_at, str(len(chunks))]
+        environment = {"DOKKU_POWERSYNC_HEADERS": json.dumps(dict(headers or {}))}
+        environment.update({f"DOKKU_POWERSYNC_BODY_{i}": chunk for i, chunk in enumerate(chunks)})
         import docker.errors
 
         try:
             container = self.client.containers.get(container_id)
-            exit_code, output = container.exec_run(command, demux=False)
+            exit_code, output = container.exec_run(command, environment=environment, demux=False)
         except (docker.errors.NotFound, docker.errors.APIError) as exc:
             return HttpResult(status=0, body="", error=f"container unavailable: {exc}")
         try:

@@ -2,7 +2,8 @@
 
 Every call into Dokku goes through `Dokku.run`, so the surface the plugin depends on (and the test
 harness reproduces) is the list of methods below. Output of Dokku commands is captured, never
-streamed: `config:set` echoes values in clear text, so only redacted tails are ever shown.
+streamed: `config:set` / `config:import` echo values in clear text, so only redacted tails are ever
+shown. No secret goes on a `dokku` command line: values travel on stdin (config_set).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ DEPLOYING = frozenset({
 
 
 def call_timeout(args: Sequence[str]) -> float:
-    restarts = args[0] in ("config:set", "config:unset") and "--no-restart" not in args
+    restarts = args[0] in ("config:set", "config:import", "config:unset") and "--no-restart" not in args
     if args[0] in DEPLOYING or restarts:
         return settings.seconds("POWERSYNC_DEPLOY_TIMEOUT", 900)
     return settings.seconds("POWERSYNC_DOKKU_TIMEOUT", 120)
@@ -126,11 +127,19 @@ class Dokku:
         return [line.strip() for line in self.run("config:keys", app).stdout.splitlines() if line.strip()]
 
     def config_set(self, app: str, values: Mapping[str, str], restart: bool) -> str:
+        """Set config vars with `config:import --format json APP -` (Dokku >= 0.37): the values
+        travel on stdin, never on a command line other users can read (`ps`, /proc/PID/cmdline),
+        and the 128 KiB argv limit does not apply. JSON needs no quoting rules (Dokku decodes it
+        into a map of strings); Dokku fires post-config-update APP set KEYS as for config:set."""
         if not values:
             return ""
         flags = [] if restart else ["--no-restart"]
-        pairs = [f"{key}={value}" for key, value in values.items()]
-        return self.run("config:set", *flags, app, *pairs).stdout
+        document = json.dumps({key: str(value) for key, value in values.items()})
+        # Flags first: Dokku's Go flag parser stops at the first positional argument.
+        result = self.run("config:import", "--format", "json", *flags, app, "-", input=document, check=False)
+        if result.returncode != 0:
+            raise self.failure(("config:import", app, "-"), result)
+        return result.stdout
 
     def config_unset(self, app: str, keys: Iterable[str], restart: bool) -> str:
         keys = list(keys)
