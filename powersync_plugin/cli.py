@@ -262,18 +262,21 @@ def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
 @cli.command("set")
 @click.argument("args", nargs=-1, metavar="<name> <key> <value>")
 @click.option("--global", "global_", is_flag=True, help="Plugin-wide: `--global image-version X.Y.Z` for new instances.")
-def set_command(args: tuple[str, ...], global_: bool) -> None:
-    """Change a setting: `<name> auto-rotate true|false`, or `--global image-version X.Y.Z`."""
+@dry_run_option
+def set_command(args: tuple[str, ...], global_: bool, dry_run: bool) -> None:
+    """Change a setting: `<name> auto-rotate true|false`, `<name> telemetry on|off`, or `--global image-version X.Y.Z`."""
     from powersync_plugin import settings_commands
 
     if global_:
         if len(args) != 2:
             raise click.UsageError("Usage: dokku powersync:set --global image-version X.Y.Z")
+        if dry_run:
+            raise click.UsageError("--dry-run is for an instance's settings: --global changes only new instances")
         settings_commands.set_global(Context().build(), *args)
         return
     if len(args) != 3:
-        raise click.UsageError("Usage: dokku powersync:set <name> auto-rotate true|false")
-    settings_commands.set_setting(Context().build(), *args)
+        raise click.UsageError("Usage: dokku powersync:set <name> auto-rotate true|false | telemetry on|off")
+    settings_commands.set_setting(Context().build(), *args, dry_run=dry_run)
 
 
 @cli.command("rotate")

@@ -26,7 +26,7 @@ def no_restart_option(func):
 INFO_FLAGS = (
     "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
     "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "slot-prefix", "api-token",
-    "journal-revision", "pending-change", "auto-rotate", "stale",
+    "journal-revision", "pending-change", "auto-rotate", "telemetry", "stale",
 )
 
 

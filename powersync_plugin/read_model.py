@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Optional
 
+from powersync_plugin.core import config_render
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.redact import MASK
@@ -35,6 +36,7 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
         "journal-revision": str(state.version),
         "pending-change": str(state.pending_intent) if state.pending_intent else "-",
         "auto-rotate": "true" if state.auto_rotate else "false",
+        "telemetry": "on" if config_render.telemetry_sharing(state) else "off",
         "stale": state.stale_cause or "-",
     }
 

@@ -54,7 +54,24 @@ def desired_config(state: InstanceState) -> dict[str, Any]:
     }
     if state.current_rules is not None:
         config["sync_config"] = {"content": state.current_rules.content}
+    if state.telemetry is not None:
+        # PowerSync v1.25.0 packages/types PowerSyncConfig.ts: `telemetry.disable_telemetry_sharing`
+        # is a required boolean whenever `telemetry` is present (adopted `prometheus_port` merges in)
+        config["telemetry"] = {"disable_telemetry_sharing": not state.telemetry}
     return _merge_extras(config, from_json_safe(state.config_extras))
+
+
+# compound-config-collector.ts: `disable_telemetry_sharing ?? false`, so sharing is on by default
+UPSTREAM_TELEMETRY_SHARING = True
+
+
+def telemetry_sharing(state: InstanceState) -> bool:
+    """Whether the rendered config lets the service share its anonymous telemetry: the setting,
+    else an adopted config's own `telemetry` key, else the service's default."""
+    if state.telemetry is not None:
+        return state.telemetry
+    adopted = (state.config_extras.get("telemetry") or {}).get("disable_telemetry_sharing")
+    return not adopted if isinstance(adopted, bool) else UPSTREAM_TELEMETRY_SHARING
 
 
 def _merge_extras(base: Any, extras: Any) -> Any:

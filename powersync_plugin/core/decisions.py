@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from powersync_plugin.core import config_render
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.derive import rules_digest
 from powersync_plugin.core.errors import DomainError, UsageProblem
@@ -223,7 +224,7 @@ def decide_destroy(state: InstanceState) -> list[ev.NewEvent]:
     return [ev.NewEvent(ev.INSTANCE_DESTROYED, {})]
 
 
-SETTINGS = {"auto-rotate": ("true", "false")}
+SETTINGS = {"auto-rotate": ("true", "false"), "telemetry": ("on", "off")}
 
 
 def decide_setting(state: InstanceState, key: str, value: str) -> list[ev.NewEvent]:
@@ -232,8 +233,11 @@ def decide_setting(state: InstanceState, key: str, value: str) -> list[ev.NewEve
         raise UsageProblem(f"Unknown setting {key!r}: known settings are {', '.join(sorted(SETTINGS))}")
     if value not in SETTINGS[key]:
         raise UsageProblem(f"Invalid value {value!r} for {key}: use {' or '.join(SETTINGS[key])}")
-    current = "true" if state.auto_rotate else "false"
-    if key == "auto-rotate" and value == current:
+    if key == "telemetry":
+        current = "on" if config_render.telemetry_sharing(state) else "off"
+    else:
+        current = "true" if state.auto_rotate else "false"
+    if value == current:
         return []
     return [ev.NewEvent(ev.SETTING_CHANGED, {"key": key, "value": value})]
 

@@ -14,7 +14,7 @@ from powersync_plugin.core.state import BackendLink, InstanceState, Outcome, Rul
 
 _FIELDS = [field.name for field in fields(InstanceState)]
 _SEQUENCES = ("rules_history", "intents", "cleanup_keys", "cleanup_mounts", "audience")
-_MAPPINGS = ("outcomes", "rotation_undo", "upgrade_undo", "config_extras")
+_MAPPINGS = ("outcomes", "rotation_undo", "upgrade_undo", "config_extras", "telemetry_undo")
 
 
 class Draft:
@@ -162,6 +162,9 @@ def _setting(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
     if p["key"] == "auto-rotate":
         d.auto_rotate = p["value"] == "true"
+    elif p["key"] == "telemetry":
+        d.telemetry_undo[event.version] = d.telemetry
+        d.telemetry = p["value"] == "on"
 
 
 def _upgraded(d: Draft, event: ev.StoredEvent) -> None:
@@ -219,6 +222,8 @@ def _undo_failed_intent(d: Draft, cause: int) -> None:
         d.stale_cause = stale_cause or "rotation failed"
     elif cause in d.upgrade_undo:
         d.image, d.image_version, d.image_digest = d.upgrade_undo[cause]
+    elif cause in d.telemetry_undo:
+        d.telemetry = d.telemetry_undo[cause]
     elif d.link is not None and d.link.version == cause:
         d.link = None
     elif d.current_rules is not None and d.current_rules.version == cause:

@@ -57,6 +57,10 @@ class InstanceState:
     last_postgres_service: Optional[str] = None
     slots_kept: bool = False
     auto_rotate: bool = True
+    # `powersync:set NAME telemetry on|off`; None: never set, the adopted config or the service's
+    # own default (sharing on) decides, and the plugin renders no `telemetry` key of its own
+    telemetry: Optional[bool] = None
+    telemetry_undo: dict = field(default_factory=dict)  # setting version -> telemetry before it
     rotation_undo: dict = field(default_factory=dict)  # rotation version -> link before it
     upgrade_undo: dict = field(default_factory=dict)  # upgrade version -> (image, version, digest)
     image_digest: Optional[str] = None

@@ -55,3 +55,36 @@ def test_key_without_kid_has_no_kid_field():
 def test_rendering_is_deterministic():
     state = state_with("streams: {}\n")
     assert config_render.render(config_render.desired_config(state)) == config_render.render(config_render.desired_config(state))
+
+
+def _rendered(state: InstanceState) -> dict:
+    return yaml.load(config_render.render(config_render.desired_config(state)), Loader=EnvLoader)
+
+
+def test_telemetry_unset_renders_no_key_and_the_service_default_shares():
+    state = state_with("streams: {}\n")
+    assert "telemetry" not in _rendered(state)  # unchanged config for instances that never set it
+    assert config_render.telemetry_sharing(state) is True  # disable_telemetry_sharing ?? false upstream
+
+
+def test_telemetry_setting_renders_disable_telemetry_sharing_as_a_boolean():
+    from dataclasses import replace
+
+    off = replace(state_with("streams: {}\n"), telemetry=False)
+    assert _rendered(off)["telemetry"] == {"disable_telemetry_sharing": True}
+    on = replace(off, telemetry=True)
+    assert _rendered(on)["telemetry"] == {"disable_telemetry_sharing": False}
+
+
+def test_telemetry_setting_wins_over_an_adopted_value_and_keeps_adopted_siblings():
+    from dataclasses import replace
+
+    adopted = replace(
+        state_with("streams: {}\n"),
+        config_extras={"telemetry": {"disable_telemetry_sharing": True, "prometheus_port": 9464}},
+    )
+    assert config_render.telemetry_sharing(adopted) is False
+    assert _rendered(adopted)["telemetry"] == {"disable_telemetry_sharing": True, "prometheus_port": 9464}
+    turned_on = replace(adopted, telemetry=True)
+    assert config_render.telemetry_sharing(turned_on) is True
+    assert _rendered(turned_on)["telemetry"] == {"disable_telemetry_sharing": False, "prometheus_port": 9464}

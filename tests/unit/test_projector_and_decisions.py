@@ -156,3 +156,19 @@ def test_a_url_change_moves_the_link_url_only():
     stream.add(link_events(stream.state))
     state = stream.add([ev.NewEvent(ev.URL_CHANGED, {"url": "https://new.example", "cause": "apps:rename a b"})])
     assert state.link.url == "https://new.example" and state.link.backend == "jeeves" and state.pending_intent == 3
+
+
+def test_telemetry_setting_is_a_no_op_at_its_value_and_a_failed_publish_restores_the_previous_one():
+    stream = created_stream()
+    assert decisions.decide_setting(stream.state, "telemetry", "on") == []  # the service's default
+    with pytest.raises(UsageProblem):
+        decisions.decide_setting(stream.state, "telemetry", "false")
+    stream.add(decisions.decide_setting(stream.state, "telemetry", "off"))
+    off_at = stream.state.version
+    stream.add([decisions.outcome(off_at, True)])
+    assert stream.state.telemetry is False
+    assert decisions.decide_setting(stream.state, "telemetry", "off") == []
+    stream.add(decisions.decide_setting(stream.state, "telemetry", "on"))
+    assert stream.state.telemetry is True
+    stream.add([decisions.outcome(stream.state.version, False, "not ready", restored=True)])
+    assert stream.state.telemetry is False
