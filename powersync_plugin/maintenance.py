@@ -4,7 +4,9 @@ from __future__ import annotations
 import sys
 
 from powersync_plugin import settings
-from powersync_plugin.adapters.journal import Journal, create_or_upgrade
+from powersync_plugin.adapters.journal import Journal, alembic_head, create_or_upgrade
+from powersync_plugin.core.errors import DomainError
+from powersync_plugin.journal_safety import before_migration
 from powersync_plugin.read_side import summary
 
 
@@ -17,6 +19,16 @@ def rebuild_summaries() -> None:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["migrate"]:
+        head = alembic_head(settings.journal_path())
+        try:
+            kept = before_migration(head)
+        except DomainError as exc:  # no migration without the copy to go back to
+            print(f" !     {exc}\n !     The journal schema was not migrated", file=sys.stderr)
+            return 1
+        if kept:
+            revision, copy = kept
+            print(f"-----> Journal schema {revision} -> {head}: the journal before the migration is kept at {copy.path}")
+            print(f"       ({copy.events} events; README: Backing up and restoring the journal)")
         create_or_upgrade(settings.journal_path())
         rebuild_summaries()
         return 0

@@ -124,6 +124,28 @@ def revision_detail(name: str, revision: int) -> dict:
     }
 
 
+def rules_content(name: str, number: Optional[int]) -> str:
+    """The rules text of revision `number` (None: the rules in effect), exactly as set-rules stored it."""
+    current = state(name)
+    require_live(current)
+    if not current.rules_history:
+        raise DomainError(f"{name} has no rules yet: set them with `dokku powersync:set-rules {name} < sync-rules.yaml`")
+    if number is None:
+        if current.current_rules is None:
+            raise DomainError(
+                f"{name} has no rules in effect (no revision deployed): "
+                f"`dokku powersync:history {name} --rules` lists them, --rev rN prints one"
+            )
+        return current.current_rules.content
+    revision = current.rules_revision(number)
+    if revision is None:
+        raise DomainError(
+            f"{name} has no rules revision r{number} (it has r1..r{len(current.rules_history)}): "
+            f"`dokku powersync:history {name} --rules` lists them"
+        )
+    return revision.content
+
+
 def rules_diff_between(name: str, spec: str) -> list[str]:
     current = state(name)
     left, _, right = spec.partition("..")

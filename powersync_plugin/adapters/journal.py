@@ -288,7 +288,6 @@ def _user() -> str:
 def create_or_upgrade(path: Path) -> None:
     """Create the journal file 0600 and bring its schema to head with Alembic (install trigger)."""
     from alembic import command
-    from alembic.config import Config
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -297,7 +296,20 @@ def create_or_upgrade(path: Path) -> None:
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.close()
+    command.upgrade(alembic_config(path), "head")
+
+
+def alembic_config(path: Path):
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).resolve().parents[2] / "migrations"))
     config.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
-    command.upgrade(config, "head")
+    return config
+
+
+def alembic_head(path: Path) -> str:
+    """The revision the migrations bring the journal to (what `upgrade head` would reach)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(path)).get_current_head()
