@@ -9,7 +9,7 @@ from typing import Optional
 from powersync_plugin.core import config_render
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.state import InstanceState
-from powersync_plugin.redact import MASK
+from powersync_plugin.redact import MASK, mask_config_secrets
 
 
 def info_fields(state: InstanceState, status: str) -> dict[str, str]:
@@ -213,6 +213,8 @@ def masked_payload(payload: dict) -> dict:
             shown[key] = MASK
         elif key == "content":
             shown[key] = f"<{len(value.encode())} bytes, {value.count(chr(10))} lines>"
+        elif key == "extras":  # an adopted config's own keys: may name secrets or read them by !env
+            shown[key] = mask_config_secrets(value)
         else:
             shown[key] = value
     return shown

@@ -11,6 +11,26 @@ _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 
 
+# A config key named like a secret, anywhere in a nested config (`Password`, `api_token`, `keys`...)
+_SECRET_CONFIG_KEY = re.compile(r"pass(word|wd)?|secret|token|key", re.IGNORECASE)
+
+
+def mask_config_secrets(node):
+    """A copy of a JSON-safe config fragment (adopted extras) for display: every `!env` value
+    (stored as {"$env": NAME}) and the whole value of every key named like a password, secret,
+    token or key is masked, at any depth."""
+    if isinstance(node, dict):
+        if set(node) == {"$env"}:
+            return MASK
+        return {
+            key: MASK if _SECRET_CONFIG_KEY.search(str(key)) else mask_config_secrets(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [mask_config_secrets(value) for value in node]
+    return node
+
+
 @dataclass
 class Redactor:
     secrets: set[str] = field(default_factory=set)
