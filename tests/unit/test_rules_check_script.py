@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from powersync_plugin.adapters.docker_engine import _RULES_CHECK_SCRIPT
+from powersync_plugin.adapters.rules_check import _RULES_CHECK_SCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]
 PARSER = ROOT / "tests/standin/node_modules/@powersync/service-sync-rules"
