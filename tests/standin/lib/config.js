@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { FatalStartupError } from './errors.js';
+import { configureLogger, LEVELS } from './log.js';
 
 function envTag(errors) {
   return {
@@ -243,7 +244,21 @@ export function loadConfig(opts = {}) {
 
   const rules = readRules(raw, raw.baseDir, opts);
 
+  // PowerSyncConfig.ts at v1.25.0: `system.logging.level` is one of winston's npm levels;
+  // `telemetry.prometheus_port` is a portCodec (a number, or a string parsed to one).
+  const logging = doc.system?.logging;
+  if (logging?.level != null && !(logging.level in LEVELS)) {
+    throw new FatalStartupError(`Invalid config: system.logging.level must be one of ${Object.keys(LEVELS).join(', ')}`);
+  }
+  const rawMetricsPort = doc.telemetry?.prometheus_port;
+  const prometheusPort = rawMetricsPort == null ? null : parseInt(rawMetricsPort);
+  if (rawMetricsPort != null && !(prometheusPort > 0 && prometheusPort <= 65535)) {
+    throw new FatalStartupError(`Invalid telemetry.prometheus_port ${JSON.stringify(rawMetricsPort)}`);
+  }
+  configureLogger(logging);
+
   return {
+    prometheusPort,
     origin: raw.origin,
     source,
     storage,

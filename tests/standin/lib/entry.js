@@ -50,7 +50,7 @@ Commands:
   start [-r unified|api|sync]   start the service (default)
   migrate <up|down>             run storage migrations
   teardown <TEARDOWN>           drop replication slots and storage data
-  compact                       compact storage (no-op in the stand-in)
+  compact [-b buckets]          compact storage (nothing stored to compact in the stand-in)
   test-connection               test the replication connection`);
   process.exit(code);
 }
@@ -185,14 +185,32 @@ async function cmdTestConnection(opts) {
   }
 }
 
+// compact-action.ts at v1.25.0: `compact [-b buckets] [-p|--no-parameter-indexes]`; the log
+// lines are the real ones; the stand-in stores no bucket data, so there is nothing to compact.
 async function cmdCompact(opts) {
+  const bucketsAt = opts.positional.findIndex((a) => a === '-b' || a === '--buckets');
+  const buckets = bucketsAt >= 0 ? (opts.positional[bucketsAt + 1] ?? '').split(',').map((b) => b.trim()).filter(Boolean) : null;
+  if (buckets?.some((b) => !b.includes('['))) {
+    logger.error(`Invalid bucket names: ${buckets.filter((b) => !b.includes('[')).join(', ')}. ` +
+      'Pass full bucket names (e.g., "global[]"), not bucket definition names (e.g., "global").');
+    process.exit(1);
+  }
+  logger.info(buckets == null ? 'Compacting storage for all buckets...' : `Compacting storage for ${buckets.join(', ')}...`);
   const config = await withConfig(opts);
   const storage = new Storage(config.storage);
   try {
-    await storage.query('SELECT 1');
-    logger.info('Compacting storage (no-op in the stand-in)');
+    logger.info('Connecting to storage...');
+    const active = (await storage.hasSyncRulesTable())
+      ? (await storage.query("SELECT id FROM powersync.sync_rules WHERE state = 'ACTIVE' LIMIT 1")).rows[0]
+      : null;
+    if (active == null) {
+      logger.info('No active instance to compact');
+      return;
+    }
+    logger.info('Performing compaction...');
+    logger.info('Successfully compacted storage.');
   } catch (e) {
-    logger.error(`Compact failed: ${e.message}`);
+    logger.error(`Failed to compact: ${e.message}`);
     process.exitCode = 1;
   } finally {
     await storage.close();

@@ -1,6 +1,7 @@
 // Logging to stdout, text (default) or JSON (PS_LOG_FORMAT=json), like the real service's winston setup.
-const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 };
-const threshold = LEVELS[(process.env.PS_LOG_LEVEL || 'info').toLowerCase()] ?? 2;
+// Levels are winston's npm levels, the ones PowerSync v1.25.0's LoggingConfig accepts.
+export const LEVELS = { error: 0, warn: 1, info: 2, http: 3, verbose: 4, debug: 5, silly: 6 };
+let threshold = LEVELS[(process.env.PS_LOG_LEVEL || 'info').toLowerCase()] ?? 2;
 const json = (process.env.PS_LOG_FORMAT || 'text').toLowerCase() === 'json';
 
 function emit(level, message, extra) {
@@ -13,6 +14,18 @@ function emit(level, message, extra) {
     if (extra && Object.keys(extra).length) line += ' ' + JSON.stringify(extra);
     process.stdout.write(line + '\n');
   }
+}
+
+/**
+ * service-core util/config.ts configureLogger at v1.25.0: the level is `PS_LOG_LEVEL`, else the
+ * config's `system.logging.level`, else info; the choice is logged at info before it applies.
+ */
+export function configureLogger(loggingConfig) {
+  const level = process.env.PS_LOG_LEVEL ?? loggingConfig?.level ?? 'info';
+  const format = process.env.PS_LOG_FORMAT ?? loggingConfig?.format ?? 'text';
+  threshold = LEVELS.info;
+  emit('info', `Configured logger with level "${level}" and format "${format}"`);
+  threshold = LEVELS[String(level).toLowerCase()] ?? LEVELS.info;
 }
 
 export const logger = {

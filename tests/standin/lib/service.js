@@ -60,6 +60,8 @@ export class Service {
       this.server.listen(config.port, '0.0.0.0', resolve);
     });
     logger.info(`Running on port ${config.port}`);
+    logger.debug(`Config from ${config.origin}: storage ${config.storage.redacted ?? 'postgresql'}, runner ${this.runner}`);
+    if (config.prometheusPort) await this.startMetrics(config.prometheusPort);
     this.touchTimer = this.every(5000, () => (this.state.touched_at = new Date()));
 
     this.storage = new Storage(config.storage);
@@ -97,6 +99,39 @@ export class Service {
 
     if (this.runner !== 'api' && this.source) this.replicationLoop();
     if (this.source) this.every(TICK_MS, () => this.checkConnection(), true);
+  }
+
+  /**
+   * `telemetry.prometheus_port`: OpenTelemetry's PrometheusExporter (metrics/open-telemetry/util.ts
+   * at v1.25.0) serves GET /metrics on every interface in the text exposition format, 404 elsewhere.
+   * The stand-in exports a few of the real metric names (packages/types/src/metrics.ts).
+   */
+  async startMetrics(port) {
+    this.metricsServer = http.createServer((req, res) => {
+      if (req.method !== 'GET' || new URL(req.url, 'http://x').pathname !== '/metrics') {
+        res.writeHead(404).end(`Invalid URL. Try http://localhost:${port}/metrics`);
+        return;
+      }
+      const upSeconds = (Date.now() - this.startedAt) / 1000;
+      const lines = [
+        '# HELP powersync_concurrent_connections Concurrent sync connections',
+        '# TYPE powersync_concurrent_connections gauge',
+        'powersync_concurrent_connections 0',
+        '# HELP powersync_data_synced_bytes_total Uncompressed size of synced data',
+        '# UNIT powersync_data_synced_bytes_total bytes',
+        '# TYPE powersync_data_synced_bytes_total counter',
+        'powersync_data_synced_bytes_total 0',
+        '# HELP target_info Target metadata',
+        '# TYPE target_info gauge',
+        `target_info{service="PowerSync",service_version="${this.version}",storage_type="postgresql",uptime_seconds="${upSeconds.toFixed(0)}"} 1`
+      ];
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(lines.join('\n') + '\n');
+    });
+    await new Promise((resolve, reject) => {
+      this.metricsServer.once('error', reject);
+      this.metricsServer.listen(port, resolve);
+    });
+    logger.info(`Prometheus metric export enabled on port:${port}`);
   }
 
   every(ms, fn, immediate = false) {
@@ -141,6 +176,8 @@ export class Service {
     }
     this.server?.close();
     this.server?.closeAllConnections?.();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections?.();
     await Promise.race([
       Promise.all([this.storage?.close(), this.source?.close()]),
       new Promise((r) => setTimeout(r, 2000))
