@@ -39,6 +39,21 @@ def test_install_built_the_venv_and_data_root_for_dokku(harness):
     assert stat.S_IMODE(journal.st_mode) == 0o600 and pwd.getpwuid(journal.st_uid).pw_name == "dokku"
 
 
+def test_install_precompiles_the_plugin_for_the_environments_python(harness):
+    """Commands run as dokku with PYTHONDONTWRITEBYTECODE (hooks/_launch): without a .pyc made by
+    install, every command compiled each plugin module it imports from source (README: Performance)."""
+    plugin = Path(harness.root) / "var/lib/dokku/plugins/available/powersync/powersync_plugin"
+    python = Path(harness.root) / "var/lib/dokku/data/powersync/venv/bin/python"
+    script = (
+        "import importlib.util, pathlib, sys\nroot = pathlib.Path(sys.argv[1])\n"
+        "print(sorted(str(p.relative_to(root)) for p in root.rglob('*.py')"
+        " if not pathlib.Path(importlib.util.cache_from_source(str(p))).is_file()))"
+    )
+    result = subprocess.run([str(python), "-c", script, str(plugin)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+    assert (plugin / "read_commands.py").is_file()
+
+
 def test_install_again_is_idempotent_and_fast(harness):
     import time
 
