@@ -1,1 +1,3 @@
 """dokku-powersync: PowerSync Service instances as Dokku apps, journaled and replayable."""
+
+PLUGIN = "powersync"  # the namespace: `dokku powersync:<command>` (here so the entry needs no click)

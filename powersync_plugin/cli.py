@@ -12,7 +12,7 @@ from typing import Optional
 
 import click
 
-from powersync_plugin import settings, text_views
+from powersync_plugin import read_commands, settings, text_views
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.cli_journal import COMMANDS as JOURNAL_COMMANDS
 from powersync_plugin.cli_options import (
@@ -20,8 +20,6 @@ from powersync_plugin.cli_options import (
 )
 from powersync_plugin.usage import PLUGIN
 from powersync_plugin.wiring import Context
-
-HISTORY_DEFAULT_LIMIT = 256  # like `helm history --max`: the newest rows; --all for every one
 
 
 def _echo(lines: list[str]) -> None:
@@ -123,44 +121,21 @@ def destroy(name: str, force: bool, dry_run: bool) -> None:
 @format_option
 def info(name: str, single: Optional[str], output_format: str) -> None:
     """Show an instance (secrets masked); --<flag> prints one raw value."""
-    from powersync_plugin import read_side
-
-    fields = read_side.info(name)
-    if single:
-        click.echo(fields[single])
-    elif output_format == "json":
-        click.echo(json.dumps(fields, sort_keys=True))
-    else:
-        _echo(text_views.info_lines(name, fields))
+    read_commands.info(name, single, output_format)
 
 
 @cli.command("list")
 @format_option
 def list_instances(output_format: str) -> None:
     """List instances."""
-    from powersync_plugin import read_side
-
-    rows = read_side.list_instances()
-    if output_format == "json":
-        click.echo(json.dumps(rows))
-        return
-    if not rows:
-        click.echo(" !     There are no PowerSync instances", err=True)
-        return
-    click.echo("=====> PowerSync instances")
-    for row in rows:
-        click.echo(f"{row['name']}")
+    read_commands.list_instances(output_format)
 
 
 @cli.command("exists")
 @instance_argument
 def exists(name: str) -> None:
     """Exit 0 when the instance exists."""
-    from powersync_plugin import read_side
-
-    if not read_side.exists(name):
-        raise DomainError(f"PowerSync instance {name} does not exist")
-    click.echo(f"-----> PowerSync instance {name} exists")
+    read_commands.exists(name)
 
 
 @cli.command("linked")
@@ -168,38 +143,27 @@ def exists(name: str) -> None:
 @click.argument("app", metavar="<app>")
 def linked(name: str, app: str) -> None:
     """Exit 0 when the instance is linked to the app."""
-    from powersync_plugin import read_side
-
-    if read_side.linked_backend(name) != app:
-        raise DomainError(f"PowerSync instance {name} is not linked to {app}")
-    click.echo(f"-----> PowerSync instance {name} is linked to {app}")
+    read_commands.linked(name, app)
 
 
 @cli.command("links")
 @instance_argument
 def links(name: str) -> None:
     """Print the app linked to the instance."""
-    from powersync_plugin import read_side
-
-    backend = read_side.linked_backend(name)
-    if backend:
-        click.echo(backend)
+    read_commands.links(name)
 
 
 @cli.command("app-links")
 @click.argument("app", metavar="<app>")
 def app_links(app: str) -> None:
     """Print the instances linked to an app."""
-    from powersync_plugin import read_side
-
-    for name in read_side.instances_linked_to(app):
-        click.echo(name)
+    read_commands.app_links(app)
 
 
 @cli.command("history")
 @instance_argument
 @click.option("--rules", "rules_only", is_flag=True, help="Rules revisions only.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help=f"Show the last N rows [default: {HISTORY_DEFAULT_LIMIT}].")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help=f"Show the last N rows [default: {read_commands.HISTORY_DEFAULT_LIMIT}].")
 @click.option("--all", "show_all", is_flag=True, help="Show every row.")
 @click.option("--show", "show", type=click.IntRange(min=1), default=None, metavar="REV", help="One revision in full, with the state folded to it.")
 @click.option("--diff", "diff", default=None, metavar="A..B", help="Unified diff of the rules between two rules revisions (B: current).")
@@ -209,25 +173,7 @@ def history(
     output_format: str,
 ) -> None:
     """Show every change to an instance, oldest first, with its outcome."""
-    from powersync_plugin import read_side
-
-    if show is not None:
-        detail = read_side.revision_detail(name, show)
-        if output_format == "json":
-            click.echo(json.dumps(detail, sort_keys=True))
-            return
-        _echo(text_views.revision_lines(name, show, detail))
-        return
-    if diff is not None:
-        _echo(read_side.rules_diff_between(name, diff))
-        return
-    rows = read_side.history(name, rules_only, None if show_all else (limit or HISTORY_DEFAULT_LIMIT))
-    if output_format == "json":
-        click.echo(json.dumps([row.as_json() for row in rows]))
-        return
-    if not rows:
-        raise DomainError(f"PowerSync instance {name} has no history")
-    _echo(text_views.history_lines(name, rows))
+    read_commands.history(name, rules_only, limit, show_all, show, diff, output_format)
 
 
 @cli.command("rollback-rules")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from powersync_plugin.read_commands import INFO_FLAGS
+
 
 def instance_argument(func):
     return click.argument("name", metavar="<name>")(func)
@@ -23,11 +25,6 @@ def no_restart_option(func):
     return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
 
 
-INFO_FLAGS = (
-    "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
-    "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "slot-prefix", "api-token",
-    "journal-revision", "pending-change", "auto-rotate", "telemetry", "stale",
-)
 
 
 def info_flag_options(func):

@@ -1,28 +1,27 @@
 """The read side: info, list, exists, links and history, kept light (no Docker SDK or SQLAlchemy
-import, one journal read), as read commands run often and should answer fast."""
+import, one journal read), as read commands run often and should answer fast.
+
+Only the journal adapter is imported up front: `list`, `exists` and `links` read the stored
+summaries and need nothing else; the fold, the presenters and the Docker status probe are
+imported by the functions that use them (each costs milliseconds a plain read would pay).
+"""
 from __future__ import annotations
 
 import json
 from typing import Optional
 
 from powersync_plugin import settings
-from powersync_plugin.adapters.docker_engine import quick_container_status
 from powersync_plugin.adapters.journal import Journal
-from powersync_plugin.core.decisions import require_live
-from powersync_plugin.core.projector import project
-from powersync_plugin.core.state import InstanceState
 from powersync_plugin.core.errors import DomainError
-from powersync_plugin.read_model import (
-    LINK_CLOSING, LINK_OPENING, RULES_CARRIERS, HistoryRow, history_rows, info_fields, masked_payload,
-    parse_rules_revision, rules_diff, summary_json,
-)
 
 
 def _journal() -> Journal:
     return Journal(settings.journal_path())
 
 
-def state(name: str) -> InstanceState:
+def state(name: str):
+    from powersync_plugin.core.projector import project
+
     return project(name, _journal().load(name))
 
 
@@ -34,6 +33,9 @@ def summary(name: str, journal: Optional[Journal] = None) -> dict:
         row = json.loads(found[2])
         if "telemetry" in row["fields"]:  # rows stored before the telemetry setting lack it: refold
             return row
+    from powersync_plugin.core.projector import project
+    from powersync_plugin.read_model import summary_json
+
     current = project(name, journal.load(name))
     text = summary_json(current)
     if current.version:
@@ -43,6 +45,9 @@ def summary(name: str, journal: Optional[Journal] = None) -> dict:
 
 def _require_live(name: str, row: dict) -> None:
     if not row["live"]:
+        from powersync_plugin.core.decisions import require_live
+        from powersync_plugin.core.state import InstanceState
+
         # The same refusal as the write path: "was destroyed" or "does not exist".
         renamed_to = row.get("renamed_to")  # summaries stored before renames existed lack the key
         require_live(InstanceState(
@@ -51,6 +56,8 @@ def _require_live(name: str, row: dict) -> None:
 
 
 def info(name: str) -> dict[str, str]:
+    from powersync_plugin.adapters.docker_socket import quick_container_status
+
     row = summary(name)
     _require_live(name, row)
     fields = dict(row["fields"])
@@ -90,8 +97,10 @@ def instances_linked_to(app: str) -> list[str]:
     return [row["name"] for row in list_instances() if row["linked_backend"] == app]
 
 
-def history(name: str, rules_only: bool, limit: Optional[int] = None) -> list[HistoryRow]:
+def history(name: str, rules_only: bool, limit: Optional[int] = None) -> list:
     """The last `limit` rows (all when None), read from the tail of the stream only."""
+    from powersync_plugin.read_model import LINK_CLOSING, LINK_OPENING, RULES_CARRIERS, history_rows
+
     journal = _journal()
     if limit is None:
         return history_rows(name, journal.load(name), rules_only)
@@ -105,6 +114,9 @@ def history(name: str, rules_only: bool, limit: Optional[int] = None) -> list[Hi
 
 
 def revision_detail(name: str, revision: int) -> dict:
+    from powersync_plugin.core.projector import project
+    from powersync_plugin.read_model import info_fields, masked_payload
+
     events = _journal().load(name)
     chosen = next((event for event in events if event.version == revision), None)
     if chosen is None:
@@ -126,6 +138,8 @@ def revision_detail(name: str, revision: int) -> dict:
 
 def rules_content(name: str, number: Optional[int]) -> str:
     """The rules text of revision `number` (None: the rules in effect), exactly as set-rules stored it."""
+    from powersync_plugin.core.decisions import require_live
+
     current = state(name)
     require_live(current)
     if not current.rules_history:
@@ -147,6 +161,8 @@ def rules_content(name: str, number: Optional[int]) -> str:
 
 
 def rules_diff_between(name: str, spec: str) -> list[str]:
+    from powersync_plugin.read_model import parse_rules_revision, rules_diff
+
     current = state(name)
     left, _, right = spec.partition("..")
     a = current.rules_revision(parse_rules_revision(left))

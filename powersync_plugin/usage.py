@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-PLUGIN = "powersync"  # the namespace: `dokku powersync:<command>`
+from powersync_plugin import PLUGIN
 
 
 def _signature(command: click.Command) -> str:

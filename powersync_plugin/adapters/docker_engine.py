@@ -329,36 +329,6 @@ def _view(container) -> ContainerView:
     )
 
 
-def quick_container_status(container_name: str, socket_path: str = "/var/run/docker.sock") -> str:
-    """`running`, `stopped` or `missing`, from one Docker API call without importing the SDK
-    (read commands must stay fast)."""
-    import http.client
-    import socket
-
-    class _UnixConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(5)
-            self.sock.connect(socket_path)
-
-    connection = _UnixConnection("localhost")
-    try:
-        connection.request("GET", f"/containers/{container_name}/json")
-        response = connection.getresponse()
-        body = response.read()
-    except OSError:
-        return "unknown (Docker unreachable)"
-    finally:
-        connection.close()
-    if response.status == 404:
-        return "missing"
-    try:
-        running = json.loads(body)["State"]["Running"]
-    except (ValueError, KeyError):
-        return "unknown"
-    return "running" if running else "stopped"
-
-
 def timeout_message(exc: BaseException) -> Optional[str]:
     """A clear message for a Docker call that timed out (the SDK raises requests' Timeout), naming
     the call; None for any other error."""
