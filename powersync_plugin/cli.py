@@ -15,8 +15,9 @@ import click
 from powersync_plugin import read_commands, settings, text_views
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.cli_journal import COMMANDS as JOURNAL_COMMANDS
+from powersync_plugin.cli_rules import COMMANDS as RULES_COMMANDS
 from powersync_plugin.cli_options import (
-    dry_run_option, format_option, info_flag_options, instance_argument, no_restart_option,
+    dry_run_option, format_option, info_flag_options, instance_argument, no_restart_option, no_wait_option,
 )
 from powersync_plugin.usage import PLUGIN
 from powersync_plugin.wiring import Context
@@ -27,7 +28,7 @@ def _echo(lines: list[str]) -> None:
         click.echo(line)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True, commands=JOURNAL_COMMANDS)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True, commands=RULES_COMMANDS + JOURNAL_COMMANDS)
 def cli() -> None:
     """Run PowerSync Service instances as Dokku apps, with a journal of every change."""
 
@@ -47,25 +48,6 @@ def create(name: str, image: str, image_version: Optional[str], memory: str, sto
     from powersync_plugin import lifecycle
 
     lifecycle.create(Context().build(), name, image, image_version, memory, storage, dry_run)
-
-
-@cli.command("set-rules")
-@instance_argument
-@dry_run_option
-def set_rules(name: str, dry_run: bool) -> None:
-    """Publish sync rules read from stdin (one restart, gated on readiness).
-
-    The rules are checked before they are recorded: by the running instance's
-    own API or, when the instance does not run (not linked yet, or stopped), by
-    the rules parser in its image, in a one-off container without network.
-    Rules either refuses are not recorded; nothing changes.
-    """
-    stdin = click.get_binary_stream("stdin")
-    if stdin.isatty():
-        raise click.UsageError(f"Pipe the rules on stdin: dokku {PLUGIN}:set-rules {name} < sync-rules.yaml")
-    from powersync_plugin import rules
-
-    rules.set_rules(Context().build(), name, stdin.read(), dry_run)
 
 
 @cli.command("link")
@@ -174,25 +156,6 @@ def history(
 ) -> None:
     """Show every change to an instance, oldest first, with its outcome."""
     read_commands.history(name, rules_only, limit, show_all, show, diff, output_format)
-
-
-@cli.command("rollback-rules")
-@instance_argument
-@click.option("--to", "to", default=None, metavar="RREV", help="Rules revision to restore, e.g. r3 [default: the previous one].")
-@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
-@dry_run_option
-def rollback_rules(name: str, to: Optional[str], force: bool, dry_run: bool) -> None:
-    """Republish an earlier rules revision as a new revision (history is never rewritten)."""
-    from powersync_plugin.read_model import parse_rules_revision
-
-    def confirm(question: str) -> bool:
-        if not sys.stdin.isatty():
-            raise DomainError("Refusing to roll back without confirmation: no TTY to ask on; use --force")
-        return click.confirm(question, default=False, err=True)
-
-    from powersync_plugin import rules
-
-    rules.rollback_rules(Context().build(), name, parse_rules_revision(to) if to else None, dry_run, force, confirm)
 
 
 @cli.command("adopt")

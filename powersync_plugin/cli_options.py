@@ -21,6 +21,13 @@ def dry_run_option(func):
     return click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")(func)
 
 
+def no_wait_option(func):
+    return click.option(
+        "--no-wait", is_flag=True,
+        help="Return once the service accepted the rules, without following the reprocessing to activation.",
+    )(func)
+
+
 def no_restart_option(func):
     return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
 

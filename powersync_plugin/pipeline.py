@@ -69,11 +69,14 @@ def settle(
 ) -> None:
     """Apply the recorded intent `cause` and record its outcome. On failure: run `undo`, record the
     failed outcome, and raise CommandFailed with `failed`'s message (without `failed`, the error
-    itself). `then` runs after a successful apply and before the outcome, without compensation."""
+    itself). `then` runs after a successful apply and before the outcome, without compensation.
+    Observations `apply` adds to `s.observations` follow the outcome in the stream."""
+    s.observations.clear()
     try:
         if apply is not None:
             apply(state)
     except DomainError as exc:
+        s.observations.clear()  # what was seen while failing is moot once compensated
         restored = compensate(s, lambda: undo(exc)) if undo is not None else False
         s.record(state, [decisions.outcome(cause, False, first_line(exc), restored)])
         if failed is None:
@@ -81,7 +84,10 @@ def settle(
         raise CommandFailed(failed(exc, restored)) from None
     if then is not None:
         then(state)
-    s.record(state, [decisions.outcome(cause, True)])
+    state = s.record(state, [decisions.outcome(cause, True)])
+    if s.observations:  # e.g. rules.activated, seen while applying: recorded after the outcome
+        observed, s.observations[:] = list(s.observations), []
+        s.record(state, observed)
 
 
 def compensate(s: Services, undo: Callable[[], object]) -> bool:

@@ -2,6 +2,7 @@
 
 Everything but rules reaches the service this way: one zero-downtime restart through Dokku,
 gated by readiness and a stay-up window; a failure puts the previous config and image back.
+Rules go through the service's own deploy API (rules_delivery.py), after the publish.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import base64
 import time
 from typing import Optional
 
-from powersync_plugin import settings
+from powersync_plugin import rules_delivery, settings
 from powersync_plugin.adapters.docker_engine import ImageView, derived_tag
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
 from powersync_plugin.backend import DERIVED_KEYS, BackendSecrets
@@ -23,10 +24,13 @@ from powersync_plugin.pipeline import first_line, restored_text, settle
 from powersync_plugin.services import Services
 
 
+def rendered_config_b64(state: InstanceState) -> str:
+    return base64.b64encode(config_render.render(config_render.desired_config(state)).encode()).decode()
+
+
 def desired_env(state: InstanceState, backend_secrets: BackendSecrets) -> dict[str, str]:
-    rendered = config_render.render(config_render.desired_config(state))
     env = {
-        "POWERSYNC_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
+        "POWERSYNC_CONFIG_B64": rendered_config_b64(state),
         "PS_SECRET_KEY_B64": derive.secret_key_b64(backend_secrets.secret_key),
         "PS_DATA_SOURCE_URI": backend_secrets.source_uri,
         "PS_API_TOKEN": state.api_token,
@@ -51,8 +55,7 @@ def observe(s: Services, name: str) -> Observed:
 def publish_plan(state: InstanceState, observed: Observed, image: str, env: Optional[dict] = None) -> Plan:
     if env is None:  # a dry run: compare only what can be known without reading secrets
         env = {key: observed.env[key] for key in DERIVED_KEYS if key in observed.env}
-        rendered = config_render.render(config_render.desired_config(state))
-        env["POWERSYNC_CONFIG_B64"] = base64.b64encode(rendered.encode()).decode()
+        env["POWERSYNC_CONFIG_B64"] = rendered_config_b64(state)
     return plan_publish(state.name, env, image, observed, state.cleanup_keys, state.cleanup_mounts)
 
 
@@ -76,7 +79,7 @@ def derived_tag_preview(s: Services, state: InstanceState) -> str:
     return f"(derived from {reference})" if image is None else derived_tag(image, state.image_version)
 
 
-def publish(s: Services, state: InstanceState, backend_secrets: BackendSecrets) -> None:
+def publish(s: Services, state: InstanceState, backend_secrets: BackendSecrets, wait_rules: bool = True) -> None:
     """Apply the desired config with at most one restart, gated on readiness."""
     name = state.name
     reference, base = base_image(s, state)
@@ -91,6 +94,10 @@ def publish(s: Services, state: InstanceState, backend_secrets: BackendSecrets) 
     else:
         s.out.step("Config unchanged: no restart")
         require_ready(s, name, state)
+    # The config carries no rules: the service keeps the rules its storage holds active across
+    # restarts; the journal's revision is deployed through its API when they differ.
+    container = s.docker.web_container(name)
+    rules_delivery.ensure(s, state, container.id, wait=wait_rules)
 
 
 def _execute(s: Services, action: Action, env: dict[str, str], tag: str) -> None:
@@ -168,7 +175,9 @@ def require_ready(
         s.docker.service_seconds = service_before  # already counted as waiting
 
 
-def publish_or_restore(s: Services, state: InstanceState, backend_secrets: BackendSecrets, cause: int) -> None:
+def publish_or_restore(
+    s: Services, state: InstanceState, backend_secrets: BackendSecrets, cause: int, wait_rules: bool = True,
+) -> None:
     """Settle the recorded intent `cause` by publishing; a failure restores the previous config."""
     name = state.name
     previous_env = s.dokku.config(name)
@@ -180,7 +189,7 @@ def publish_or_restore(s: Services, state: InstanceState, backend_secrets: Backe
         _restore(s, state, previous_env, previous_image)
 
     settle(
-        s, state, cause, lambda current: publish(s, current, backend_secrets), undo=undo,
+        s, state, cause, lambda current: publish(s, current, backend_secrets, wait_rules), undo=undo,
         failed=lambda exc, restored: f"Publishing to {name} failed: {exc}\n"
         + restored_text(restored, "the previous config and image are back and the instance is ready"),
     )

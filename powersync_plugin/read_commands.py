@@ -19,7 +19,7 @@ from powersync_plugin.core.errors import DomainError
 HISTORY_DEFAULT_LIMIT = 256  # like `helm history --max`: the newest rows; --all for every one
 INFO_FLAGS = (
     "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
-    "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "slot-prefix", "api-token",
+    "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "rules-state", "slot-prefix", "api-token",
     "journal-revision", "pending-change", "auto-rotate", "telemetry", "stale",
 )
 FORMATS = ("stdout", "json")

@@ -31,6 +31,7 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
         "kid": state.kid or "-",
         "rules-revision": f"r{rules.number}" if rules else "-",
         "rules-digest": rules.digest[:12] if rules else "-",
+        "rules-state": rules_state_text(state),
         "slot-prefix": state.slot_prefix,
         "api-token": MASK,
         "journal-revision": str(state.version),
@@ -39,6 +40,16 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
         "telemetry": "on" if config_render.telemetry_sharing(state) else "off",
         "stale": state.stale_cause or "-",
     }
+
+
+def rules_state_text(state: InstanceState) -> str:
+    """The current revision as the journal last saw it on the service."""
+    activation = state.rules_activation
+    if activation == "failed":
+        return f"failed: {state.rules_failure}"
+    if activation == "deploying" and state.rules_active:
+        return f"deploying (r{state.rules_active} serving)"
+    return activation or "-"
 
 
 def summary_json(state: InstanceState) -> str:
@@ -182,6 +193,11 @@ def _describe(event: ev.StoredEvent) -> str:
         return f"Renamed from {p['from']} (apps:rename; the revisions before are {p['from']}'s)"
     if event.type == ev.URL_CHANGED:
         return f"URL changed to {p['url']} ({p['cause']})"
+    if event.type == ev.RULES_ACTIVATED:
+        took = f" after {p['seconds']:g}s" if p.get("seconds") else ""
+        return f"Rules r{p['revision']} active on the service{took}" + (f" (slot {p['slot']})" if p.get("slot") else "")
+    if event.type == ev.RULES_ACTIVATION_FAILED:
+        return f"Rules r{p['revision']} did not become active: {p['reason']}"
     if event.type == ev.BACKEND_RENAMED:
         return f"Backend {p['from']} renamed to {p['to']} (apps:rename)"
     return event.type

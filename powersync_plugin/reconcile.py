@@ -5,6 +5,7 @@ interrupted change (wiring.py hands it to the pipeline).
 """
 from __future__ import annotations
 
+from powersync_plugin import rules_delivery
 from powersync_plugin.backend import backend_secrets, instance_url
 from powersync_plugin.core import decisions
 from powersync_plugin.core import events as ev
@@ -47,20 +48,38 @@ def reconcile_locked(s: Services, state: InstanceState, dry_run: bool) -> None:
     else:
         reference, base = base_image(s, state)
         tag = s.docker.build_derived(base, reference, state.image_version)
-    plan = publish_plan(state, observe(s, name), tag, desired_env(state, secrets))
-    if dry_run or (not plan.actions and pending is None):
+    observed = observe(s, name)
+    plan = publish_plan(state, observed, tag, desired_env(state, secrets))
+    rules = _rules_on_service(s, state) if observed.running and not plan.actions else None
+    rules_drift = rules is not None and not rules_delivery.in_sync(rules, state.current_rules)
+    if dry_run or (not plan.actions and pending is None and not rules_drift):
+        if rules_drift:
+            detail = f"r{state.current_rules.number} through the service's API (no restart): " + rules_delivery.describe_drift(rules, state.current_rules)
+            plan = Plan(plan.actions + (Action(Kind.DEPLOY_RULES, name, detail=detail),))
         if plan.actions:
             s.print_plan(plan)
         else:
             s.out.step(f"{name} matches its journal (revision {state.version})")
+            if not dry_run and rules is not None and state.rules_active != state.current_rules.number:
+                delivery = rules_delivery.Delivery(state.current_rules, deployed=False, slot=rules.active_slot)
+                s.record(state, [rules_delivery.activation_event(rules_delivery.Activation("active", 0.0), delivery)])
         return
     if pending is not None:
         s.out.step(f"Revision {pending} has no recorded outcome (interrupted): applying it now")
     else:
-        s.out.step(f"{name} drifted from its journal: converging")
-        state = s.record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "reconcile: drift repaired"})])
+        why = "its rules on the service differ" if rules_drift and not plan.actions else "drift repaired"
+        s.out.step(f"{name} drifted from its journal ({why}): converging")
+        state = s.record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": f"reconcile: {why}"})])
         pending = state.version
     publish_or_restore(s, state, secrets, pending)
+
+
+def _rules_on_service(s: Services, state: InstanceState):
+    """The service's rules, when the journal has some to compare them with."""
+    if state.current_rules is None:
+        return None
+    container = s.docker.web_container(state.name)
+    return rules_delivery.service_rules(s, state, container.id)
 
 
 def _remove_interrupted_deploy_containers(s: Services, name: str, dry_run: bool) -> None:

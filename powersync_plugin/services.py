@@ -35,6 +35,8 @@ class Services:
     command: str
     reconciler: Reconciler
     source_db: SourceDatabase = field(init=False)
+    # observations made while applying a change, recorded after its outcome (pipeline.settle)
+    observations: list = field(default_factory=list)
     waited: float = 0.0  # seconds spent waiting for readiness and stay-up (benchmarks subtract it)
     _journal: Optional[Journal] = field(default=None, init=False, repr=False)
 

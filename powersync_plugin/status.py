@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import time
 
-from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
+from powersync_plugin.adapters.powersync_api import PowerSyncApi, ServiceUnreachable, summarize_diagnostics
 from powersync_plugin.backend import backend_values
 from powersync_plugin.core import config_render, decisions, derive
 from powersync_plugin.core.errors import DomainError
@@ -25,6 +25,8 @@ def status(s: Services, name: str) -> dict:
         result["ready"] = api.readiness().ok
         diagnostics = api.diagnostics()
         result.update(summarize_diagnostics(diagnostics) if diagnostics else {"diagnostics": "unavailable (admin API)"})
+        if state.current_rules is not None and state.link:
+            result["rules"] = _rules_on_service(api, state)
     else:
         result["ready"] = False
     if state.link:
@@ -36,6 +38,21 @@ def status(s: Services, name: str) -> dict:
             result["slots"] = [{"slot": slot.name, "active": slot.active, "retained_wal": slot.retained_wal} for slot in slots]
     result["stale"] = state.stale_cause or "-"
     return result
+
+
+def _rules_on_service(api: PowerSyncApi, state) -> str:
+    """The journal's current revision against what the service serves and deploys."""
+    revision = state.current_rules
+    try:
+        service = api.current_rules()
+    except ServiceUnreachable as exc:
+        return f"r{revision.number} (service unavailable: {exc})"
+    if service.active == revision.content and service.deploying is None:
+        return f"r{revision.number} active"
+    if service.deploying == revision.content:
+        serving = f"r{state.rules_active}" if state.rules_active else "the previous rules"
+        return f"r{revision.number} deploying (reprocessing; {serving} serving)"
+    return f"r{revision.number} not on the service (drift: `dokku powersync:reconcile {state.name}`)"
 
 
 def token(s: Services, name: str, subject: str, ttl: int, claims: dict[str, str]) -> str:

@@ -300,6 +300,14 @@ class DockerEngine:
         except docker.errors.NotFound:
             return ""
 
+    def logs_since(self, container_id: str, since: float) -> str:
+        import docker.errors
+
+        try:
+            return self.client.containers.get(container_id).logs(since=int(since)).decode(errors="replace")
+        except docker.errors.NotFound:
+            return ""
+
     def check_rules(self, image: str, content: str, owner: str, timeout: float = 60.0) -> RulesVerdict:
         """The image's own parser on `content` (see rules_check): one run per image and content per
         process, since rollback-rules previews, then applies, the same rules."""

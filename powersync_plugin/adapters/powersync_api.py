@@ -12,6 +12,31 @@ from powersync_plugin.adapters.docker_engine import DockerEngine, HttpResult
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """The service's answer to a rules deploy: accepted (a new version on `slot`), or refused with
+    its code (PSYNC_R0001: the rules do not parse; PSYNC_S4105: the config still carries rules)."""
+
+    accepted: bool
+    slot: str = ""
+    code: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceRules:
+    """`GET /api/sync-rules/v1/current`: the active rules and the ones still deploying."""
+
+    active: Optional[str]  # None: no rules active yet (PSYNC_S4104)
+    active_slot: str = ""
+    deploying: Optional[str] = None
+    deploying_slot: str = ""
+
+
+class ServiceUnreachable(Exception):
+    """The admin API did not answer usefully (not running, wrong token, a 5xx)."""
+
+
+@dataclass(frozen=True)
 class Validation:
     valid: bool
     errors: tuple[str, ...]
@@ -43,6 +68,42 @@ class PowerSyncApi:
         errors = tuple(_error_text(item) for item in data.get("errors", []) if _is_fatal(item))
         valid = bool(data.get("valid", not errors)) and not errors
         return Validation(valid=valid, errors=errors)
+
+    def deploy_rules(self, content: str) -> Deployment:
+        """Deploy rules through the service's own API: it parses them (nothing changes when they
+        are refused), keeps the old rules serving, and activates the new ones once replicated."""
+        result = self._admin("POST", "/api/sync-rules/v1/deploy", json.dumps({"content": content}), timeout=30)
+        payload = result.json() if result.status else None
+        if result.ok and isinstance(payload, dict):
+            return Deployment(accepted=True, slot=str((payload.get("data") or {}).get("slot_name", "")))
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if result.status == 422 and isinstance(error, dict):
+            reason = error.get("details") or error.get("description") or "refused"
+            return Deployment(accepted=False, code=str(error.get("code", "")), reason=str(reason))
+        raise ServiceUnreachable(result.error or f"HTTP {result.status}")
+
+    def current_rules(self) -> ServiceRules:
+        result = self._admin("GET", "/api/sync-rules/v1/current", None, timeout=10)
+        payload = result.json() if result.status else None
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if result.status == 422 and isinstance(error, dict) and error.get("code") == "PSYNC_S4104":
+            return ServiceRules(active=None)
+        if not result.ok or not isinstance(payload, dict):
+            raise ServiceUnreachable(result.error or f"HTTP {result.status}")
+        data = payload.get("data") or {}
+        current, following = data.get("current") or {}, data.get("next") or {}
+        return ServiceRules(
+            active=current.get("content"),
+            active_slot=str(current.get("slot_name", "")),
+            deploying=following.get("content"),
+            deploying_slot=str(following.get("slot_name", "")),
+        )
+
+    def _admin(self, method: str, path: str, body: Optional[str], timeout: float) -> HttpResult:
+        headers = {"Authorization": f"Bearer {self.api_token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return self.docker.http(self.container_id, method, path, headers=headers, body=body, timeout=timeout)
 
     def diagnostics(self) -> Optional[dict]:
         result = self.docker.http(

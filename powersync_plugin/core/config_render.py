@@ -52,8 +52,8 @@ def desired_config(state: InstanceState) -> dict[str, Any]:
         "client_auth": {"audience": list(state.audience), "jwks": {"keys": [key]}},
         "api": {"tokens": [EnvRef("PS_API_TOKEN")]},
     }
-    if state.current_rules is not None:
-        config["sync_config"] = {"content": state.current_rules.content}
+    # No `sync_config`: rules given by the config would disable the deploy API (PSYNC_S4105) and
+    # need a restart per change; they go through /api/sync-rules/v1/deploy (rules_delivery.py).
     if state.telemetry is not None:
         # PowerSync v1.25.0 packages/types PowerSyncConfig.ts: `telemetry.disable_telemetry_sharing`
         # is a required boolean whenever `telemetry` is present (adopted `prometheus_port` merges in)

@@ -34,6 +34,10 @@ BACKEND_RENAMED = "backend.renamed"
 # The instance's URL changed under it (its domain followed an apps:rename) and the backend's
 # POWERSYNC_URL was set to the new one.
 URL_CHANGED = "instance.url_changed"
+# Rules reach the service through its deploy API: the deploy is the outcome of rules.set; the
+# service activates them later, once replicated (or reports why it cannot). Observations.
+RULES_ACTIVATED = "rules.activated"
+RULES_ACTIVATION_FAILED = "rules.activation_failed"
 
 # Intents start a change; outcomes close one, naming the intent's stream version as `cause`.
 INTENT_TYPES = frozenset(
@@ -43,7 +47,10 @@ INTENT_TYPES = frozenset(
     }
 )
 OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})
-OBSERVATION_TYPES = frozenset({BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED, URL_CHANGED})
+OBSERVATION_TYPES = frozenset(
+    {BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED, URL_CHANGED, RULES_ACTIVATED,
+     RULES_ACTIVATION_FAILED}
+)
 KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES | OBSERVATION_TYPES
 
 CURRENT_SCHEMA = {name: 1 for name in KNOWN_TYPES}

@@ -40,6 +40,7 @@ class Kind(enum.Enum):
     SET_BACKEND_URL = "set backend POWERSYNC_URL"
     UNSET_BACKEND_URL = "unset backend POWERSYNC_URL"
     SET_WAL_LEVEL = "set wal_level=logical (ALTER SYSTEM)"  # link --configure-source, then a RESTART
+    DEPLOY_RULES = "deploy rules"  # through the service's API: no restart
 
 
 LEGEND = {

@@ -118,6 +118,7 @@ def _rules_set(d: Draft, event: ev.StoredEvent) -> None:
     )
     d.rules_history.append(revision)
     d.current_rules = revision
+    d.rules_failure = ""
 
 
 def _linked(d: Draft, event: ev.StoredEvent) -> None:
@@ -192,6 +193,17 @@ def _url_changed(d: Draft, event: ev.StoredEvent) -> None:
         d.link = replace(d.link, url=event.payload["url"])
 
 
+def _rules_activated(d: Draft, event: ev.StoredEvent) -> None:
+    d.rules_active = event.payload["revision"]
+    if d.current_rules is not None and d.current_rules.number == d.rules_active:
+        d.rules_failure = ""
+
+
+def _rules_activation_failed(d: Draft, event: ev.StoredEvent) -> None:
+    if d.current_rules is not None and d.current_rules.number == event.payload["revision"]:
+        d.rules_failure = event.payload.get("reason", "") or "failed"
+
+
 def _destroyed(d: Draft, event: ev.StoredEvent) -> None:
     d.destroyed = True
     d.link = None
@@ -245,6 +257,8 @@ _HANDLERS = {
     ev.INSTANCE_RENAMED_FROM: _renamed_from,
     ev.BACKEND_RENAMED: _backend_renamed,
     ev.URL_CHANGED: _url_changed,
+    ev.RULES_ACTIVATED: _rules_activated,
+    ev.RULES_ACTIVATION_FAILED: _rules_activation_failed,
     ev.INSTANCE_ADOPTED: _adopted,
     ev.CONFIG_PUBLISHED: _published,
     ev.DEPLOY_SUCCEEDED: _outcome,

@@ -53,6 +53,10 @@ class InstanceState:
     kid: Optional[str] = None
     rules_history: tuple[RulesRevision, ...] = ()
     current_rules: Optional[RulesRevision] = None
+    # What the service was last seen doing with the rules (rules.activated / activation_failed):
+    # the revision it served, and why the current revision could not become active.
+    rules_active: Optional[int] = None
+    rules_failure: str = ""
     link: Optional[BackendLink] = None
     last_postgres_service: Optional[str] = None
     slots_kept: bool = False
@@ -90,6 +94,20 @@ class InstanceState:
         if version in self.outcomes or type_ in ("setting.changed",) or (type_ == "rules.set" and self.link is None):
             return None
         return version
+
+    @property
+    def rules_activation(self) -> str:
+        """active | deploying | failed | stored (not linked) | "" (no rules, or never observed)."""
+        current = self.current_rules
+        if current is None:
+            return ""
+        if self.rules_active == current.number:
+            return "active"
+        if self.rules_failure:
+            return "failed"
+        if self.link is None:
+            return "stored"
+        return "deploying" if self.outcomes.get(current.version) is not None else ""
 
     def rules_revision(self, number: int) -> Optional[RulesRevision]:
         for revision in self.rules_history:

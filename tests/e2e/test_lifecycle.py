@@ -42,13 +42,14 @@ def test_full_lifecycle(harness, backend):
     before = len(h.deploys(name))
     result = h.run("powersync:set-rules", name, input=RULES_2)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(h.deploys(name)) == before + 1  # exactly one restart
+    assert len(h.deploys(name)) == before  # through the service's deploy API: no restart
+    assert "r2 is active" in result.stdout
     assert sync_stream_status(name, backend.token(backend.app, "backend-kid"))[0] == 200
 
     # The same bytes again: no restart, readiness still checked.
     result = h.run("powersync:set-rules", name, input=RULES_2)
     assert result.returncode == 0 and "Rules unchanged" in result.stdout
-    assert len(h.deploys(name)) == before + 1
+    assert len(h.deploys(name)) == before
 
     result = h.run("powersync:unlink", name, backend.app)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -68,7 +69,9 @@ def test_full_lifecycle(harness, backend):
         ("instance.created", "applied"),
         ("rules.set", "stored"),
         ("backend.linked", "applied"),
+        ("rules.activated", "observed"),
         ("rules.set", "applied"),
+        ("rules.activated", "observed"),
         ("backend.unlinked", "applied"),
         ("instance.destroyed", "applied"),
     ]

@@ -20,10 +20,16 @@ def state_with(rules: str, storage="separate-database", kid="jeeves-dev") -> Ins
     )
 
 
-def test_rules_survive_rendering_byte_for_byte():
-    rules = "bucket_definitions:\n  by_user:  \n\tparameters: SELECT 'é😀' AS x\r\n\n\n"
-    parsed = yaml.load(config_render.render(config_render.desired_config(state_with(rules))), Loader=EnvLoader)
-    assert parsed["sync_config"]["content"] == rules
+def test_strings_survive_rendering_byte_for_byte():
+    text = "bucket_definitions:\n  by_user:  \n\tparameters: SELECT 'é😀' AS x\r\n\n\n"
+    parsed = yaml.load(config_render.render({"extra": text}), Loader=EnvLoader)
+    assert parsed["extra"] == text
+
+
+def test_the_config_carries_no_rules_so_the_deploy_api_stays_enabled():
+    # rules in the config make the service refuse /api/sync-rules/v1/deploy (PSYNC_S4105)
+    parsed = yaml.load(config_render.render(config_render.desired_config(state_with("streams: {}\n"))), Loader=EnvLoader)
+    assert "sync_config" not in parsed and "sync_rules" not in parsed
 
 
 def test_config_uses_env_references_for_secrets():

@@ -1,0 +1,213 @@
+"""Rules reach a running instance through PowerSync's own deploy API, not through its config.
+
+`POST /api/sync-rules/v1/deploy` parses the rules with the service's own parser (a refusal
+changes nothing), keeps the old rules serving while the new ones replicate, and activates them
+atomically: no restart. `GET /api/sync-rules/v1/current` says which rules are active and which
+are still deploying, so the journal's current revision can be compared with the service's.
+
+The service starts a new version (a full reprocess) on every deploy, even of the rules it
+already runs: rules are deployed only when the service's differ from the journal's.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from powersync_plugin import settings
+from powersync_plugin.adapters.powersync_api import PowerSyncApi, ServiceRules, ServiceUnreachable
+from powersync_plugin.core import events as ev
+from powersync_plugin.core.errors import DomainError
+from powersync_plugin.core.state import InstanceState, RulesRevision
+from powersync_plugin.services import Services
+
+# The snapshot progress line the service logs after each chunk (WalStream.ts at v1.25.0).
+_PROGRESS = re.compile(r'Replicating (\S+) (\d+)/~?(\d+)')
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What delivering a revision did: `deployed` on `slot`, or found it already there."""
+
+    revision: RulesRevision
+    deployed: bool
+    slot: str = ""
+    started: float = 0.0  # time.time() of the deploy, for the progress read from the logs
+
+
+@dataclass(frozen=True)
+class Activation:
+    state: str  # active | deploying (the wait ended first) | failed
+    seconds: float
+    reason: str = ""
+
+
+def service_rules(s: Services, state: InstanceState, container_id: str) -> ServiceRules:
+    try:
+        return PowerSyncApi(s.docker, container_id, state.api_token).current_rules()
+    except ServiceUnreachable as exc:
+        raise DomainError(f"{state.name}'s admin API did not answer /api/sync-rules/v1/current ({exc})") from None
+
+
+def in_sync(service: ServiceRules, revision: RulesRevision) -> bool:
+    return service.active == revision.content and service.deploying in (None, revision.content)
+
+
+def describe_drift(service: ServiceRules, revision: RulesRevision) -> str:
+    if service.deploying == revision.content:
+        return f"r{revision.number} is still deploying"
+    if service.active is None:
+        return "the service has no rules active"
+    return f"the service's rules differ from r{revision.number}"
+
+
+def deploy(s: Services, state: InstanceState, container_id: str, revision: RulesRevision) -> Delivery:
+    """Deploy `revision` unless the service already runs it or is deploying it."""
+    service = service_rules(s, state, container_id)
+    if service.active == revision.content and service.deploying is None:
+        return Delivery(revision, deployed=False, slot=service.active_slot)
+    if service.deploying == revision.content:
+        s.out.step(f"r{revision.number} is already deploying on {state.name} (slot {service.deploying_slot})")
+        return Delivery(revision, deployed=False, slot=service.deploying_slot, started=time.time())
+    started = time.time()
+    try:
+        answer = PowerSyncApi(s.docker, container_id, state.api_token).deploy_rules(revision.content)
+    except ServiceUnreachable as exc:
+        raise DomainError(f"{state.name}'s admin API did not answer the rules deploy ({exc})") from None
+    if not answer.accepted and answer.code == "PSYNC_S4105":
+        raise DomainError(
+            f"{state.name} still takes its rules from its config ({answer.code}: {answer.reason}); "
+            f"`dokku powersync:reconcile {state.name}` publishes the config without them"
+        )
+    if not answer.accepted:
+        raise DomainError(f"The instance rejected r{revision.number} ({answer.code}): {answer.reason}")
+    s.out.step(f"Deployed r{revision.number} through the service's API (slot {answer.slot}, no restart)")
+    return Delivery(revision, deployed=True, slot=answer.slot, started=started)
+
+
+def follow(s: Services, state: InstanceState, container_id: str, delivery: Delivery) -> Activation:
+    """Wait until the service serves `delivery`'s revision, reporting the reprocessing progress.
+    The old rules keep serving until then. A fatal error the service reports for the deploying
+    rules ends the wait as `failed`; a wait longer than POWERSYNC_RULES_WAIT_TIMEOUT ends as
+    `deploying` (the service carries on; `status` follows it)."""
+    revision = delivery.revision
+    timeout = settings.seconds("POWERSYNC_RULES_WAIT_TIMEOUT", 3600)
+    interval = settings.seconds("POWERSYNC_RULES_PROGRESS_SECONDS", 5)
+    api = PowerSyncApi(s.docker, container_id, state.api_token)
+    started = time.monotonic()
+    last_report, reported, gone = started, "", False
+    try:
+        while True:
+            service = service_rules(s, state, container_id)
+            elapsed = time.monotonic() - started
+            if in_sync(service, revision):
+                s.out.step(f"r{revision.number} is active on {state.name} ({elapsed:.1f}s)")
+                return Activation("active", elapsed)
+            diagnostics = api.diagnostics()
+            # Before any rules are active, /current answers PSYNC_S4104 and hides the deploying
+            # ones: the diagnostics name the deploying slot.
+            deploying_slot = _slot(_section(diagnostics, "deploying_sync_rules"))
+            if service.deploying != revision.content and not (service.active is None and deploying_slot == delivery.slot):
+                # /current and the diagnostics are two reads: the rules may have become active
+                # between them. Only a second look in a row that finds them gone is a verdict.
+                if gone:
+                    return Activation("failed", elapsed, _superseded(service, revision))
+                gone = True
+                continue
+            gone = False
+            fatal = _fatal_errors(diagnostics)
+            if fatal:
+                return Activation("failed", elapsed, fatal[0])
+            if elapsed >= timeout:
+                return Activation("deploying", elapsed)
+            if time.monotonic() - last_report >= interval:
+                line = progress_line(s, container_id, diagnostics, delivery.started, elapsed)
+                if line != reported:
+                    s.out.step(line)
+                    reported = line
+                last_report = time.monotonic()
+            time.sleep(0.5)
+    finally:
+        s.waited += time.monotonic() - started
+
+
+def progress_line(s: Services, container_id: str, diagnostics: Optional[dict], since: float, elapsed: float) -> str:
+    """Tables from the diagnostics, rows from the progress lines the service logs."""
+    deploying = _section(diagnostics, "deploying_sync_rules")
+    connection = (deploying.get("connections") or [{}])[0] if deploying else {}
+    tables = len(connection.get("tables") or [])
+    rows: dict[str, tuple[int, int]] = {}
+    for match in _PROGRESS.finditer(s.docker.logs_since(container_id, since)):
+        rows[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    parts = [f"reprocessing: {tables} table{'s' if tables != 1 else ''}"]
+    if rows:
+        done, total = sum(r[0] for r in rows.values()), sum(r[1] for r in rows.values())
+        parts.append(f"{done:,}/~{total:,} rows replicated")
+    lag = connection.get("replication_lag_bytes")
+    if isinstance(lag, int):
+        parts.append(f"slot lag {lag:,} bytes")
+    parts.append(f"{elapsed:.0f}s elapsed; the previous rules keep serving")
+    return ", ".join(parts)
+
+
+def activation_event(activation: Activation, delivery: Delivery) -> Optional[ev.NewEvent]:
+    revision = delivery.revision
+    if activation.state == "active":
+        payload = {"revision": revision.number, "digest": revision.digest, "slot": delivery.slot,
+                   "seconds": round(activation.seconds, 1)}
+        return ev.NewEvent(ev.RULES_ACTIVATED, payload)
+    if activation.state == "failed":
+        return ev.NewEvent(ev.RULES_ACTIVATION_FAILED, {"revision": revision.number, "digest": revision.digest,
+                                                        "reason": activation.reason})
+    return None
+
+
+def ensure(s: Services, state: InstanceState, container_id: str, wait: bool = True) -> Optional[Delivery]:
+    """After a publish: the service runs the journal's current revision, or is made to (link, a
+    drift, an instance moving off config-borne rules). Observations go to `s.observations`, so the
+    change being settled records them after its outcome. A failed activation fails the publish."""
+    revision = state.current_rules
+    if revision is None or state.link is None:
+        return None
+    delivery = deploy(s, state, container_id, revision)
+    if not delivery.deployed and not delivery.started:
+        if state.rules_active != revision.number:
+            s.observations.append(activation_event(Activation("active", 0.0), delivery))
+        return delivery
+    if not wait:
+        return delivery
+    activation = follow(s, state, container_id, delivery)
+    event = activation_event(activation, delivery)
+    if activation.state == "failed":
+        raise DomainError(f"r{revision.number} did not become active on {state.name}: {activation.reason}")
+    if event is not None:
+        s.observations.append(event)
+    elif activation.state == "deploying":
+        s.out.warn(f"r{revision.number} is still deploying after {activation.seconds:.0f}s: `dokku powersync:status {state.name}` follows it")
+    return delivery
+
+
+def _superseded(service: ServiceRules, revision: RulesRevision) -> str:
+    if service.deploying is None:
+        return f"r{revision.number} is no longer deploying and is not the active rules (another deploy replaced it)"
+    return f"other rules are deploying on the service (slot {service.deploying_slot}), not r{revision.number}"
+
+
+def _section(diagnostics: Optional[dict], key: str) -> dict:
+    data = diagnostics.get("data", diagnostics) if isinstance(diagnostics, dict) else {}
+    section = data.get(key) if isinstance(data, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def _slot(section: dict) -> str:
+    connection = (section.get("connections") or [{}])[0]
+    return str(connection.get("slot_name", "")) if isinstance(connection, dict) else ""
+
+
+def _fatal_errors(diagnostics: Optional[dict]) -> list[str]:
+    deploying = _section(diagnostics, "deploying_sync_rules")
+    return [
+        str(item.get("message", item)) for item in deploying.get("errors") or []
+        if isinstance(item, dict) and item.get("level") == "fatal"
+    ]
