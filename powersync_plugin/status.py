@@ -52,6 +52,8 @@ def _rules_on_service(api: PowerSyncApi, state) -> str:
     if service.deploying == revision.content:
         serving = f"r{state.rules_active}" if state.rules_active else "the previous rules"
         return f"r{revision.number} deploying (reprocessing; {serving} serving)"
+    if service.active is None:
+        return f"r{revision.number} not active yet (the service has no rules active; the diagnostics show what deploys)"
     return f"r{revision.number} not on the service (drift: `dokku powersync:reconcile {state.name}`)"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import RULES_2, linked_instance, slots, sync_stream_status
+from tests.e2e.test_rules_api import current
 
 
 def run_and_kill(h, args, input_text, marker, until_new_container=None):
@@ -48,14 +49,25 @@ def integrity_ok(h):
         return connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+# Rules go through the service's deploy API (no restart): killed before or after the deploy.
+# A restart is killed during an upgrade: before Dokku's deploy, during it, and after it.
 @pytest.mark.parametrize(
-    "marker, until_new_container",
-    [("Rules r2 recorded", False), ("restarting", False), ("restarting", True), ("checking the new container stays up", False)],
+    "command, marker, until_new_container",
+    [
+        ("set-rules", "Rules r2 recorded", False),
+        ("set-rules", "through the service's API", False),
+        ("upgrade", "Deploying", False),
+        ("upgrade", "Deploying", True),
+        ("upgrade", "checking the new container stays up", False),
+    ],
 )
-def test_set_rules_killed_then_reconciled(harness, source, marker, until_new_container):
+def test_change_killed_then_reconciled(harness, source, command, marker, until_new_container):
     h = harness
     name, backend = linked_instance(h, source)
-    run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker, until_new_container and name)
+    if command == "set-rules":
+        run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker, until_new_container and name)
+    else:
+        run_and_kill(h, ["powersync:upgrade", name, "--image-version", "1.26.0"], "", marker, until_new_container and name)
     assert integrity_ok(h)
     history = h.run("powersync:history", name).stdout
     assert "pending" in history
@@ -66,6 +78,8 @@ def test_set_rules_killed_then_reconciled(harness, source, marker, until_new_con
     assert h.run("powersync:info", name, "--pending-change").stdout.strip() == "-"
     assert "matches its journal" in h.run("powersync:reconcile", name).stdout
     assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
+    if command == "set-rules":  # the journal is the truth: its r2 is what the service serves
+        assert current(h, name)["current"]["content"] == RULES_2
     containers = subprocess.run(
         ["docker", "ps", "-a", "--filter", f"label=com.dokku.app-name={name}", "--format", "{{.Names}} {{.State}}"],
         capture_output=True, text=True,

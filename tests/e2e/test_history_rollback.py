@@ -2,6 +2,7 @@
 import json
 
 from tests.e2e.conftest import RULES, RULES_2, app_config, create_instance, history, make_backend, snapshot
+from tests.e2e.test_rules_api import current
 
 BROKEN = """bucket_definitions:
   joined:
@@ -35,7 +36,7 @@ def test_history_rollback_and_dry_runs(harness, source):
     assert h.run("powersync:link", name, backend.app).returncode == 0
     config_at_r1 = app_config(h, name)["POWERSYNC_CONFIG_B64"]
     out = assert_dry_run_changes_nothing(h, ["powersync:set-rules", name], [name, backend.app], input=RULES_2)
-    assert "set config on" in out and "[restarts]" in out
+    assert f"+ deploy rules on {name} r2 through the service's API (no restart)" in out and "[restarts]" not in out
     assert h.run("powersync:set-rules", name, input=RULES_2).returncode == 0
 
     # Rules the service would reject at start, on a stopped instance: the image's own parser
@@ -49,9 +50,11 @@ def test_history_rollback_and_dry_runs(harness, source):
         ("instance.created", "applied", None),
         ("rules.set", "stored", "r1"),
         ("backend.linked", "applied", None),
+        ("rules.activated", "observed", None),
         ("rules.set", "applied", "r2"),
+        ("rules.activated", "observed", None),
     ]
-    assert rows[3]["description"] == "Set rules (+1, -0)"
+    assert rows[4]["description"] == "Set rules (+1, -0)"
     assert [row["rules_revision"] for row in history(h, name, "--rules")] == ["r1", "r2"]
     assert history(h, name, "--limit", "1") == rows[-1:]
     assert json.loads(h.run("powersync:history", "never-created", "--format", "json").stdout) == []
@@ -59,7 +62,7 @@ def test_history_rollback_and_dry_runs(harness, source):
     diff = h.run("powersync:history", name, "--diff", "r1..r2").stdout
     assert diff.startswith("--- r1\n+++ r2\n") and "+  global:" in diff
 
-    shown = json.loads(h.run("powersync:history", name, "--show", str(rows[3]["revision"]), "--format", "json").stdout)
+    shown = json.loads(h.run("powersync:history", name, "--show", str(rows[4]["revision"]), "--format", "json").stdout)
     assert shown["event"]["type"] == "rules.set" and shown["state"]["rules-revision"] == "r2"
     assert shown["state"]["api-token"] == "*****"
 
@@ -67,7 +70,7 @@ def test_history_rollback_and_dry_runs(harness, source):
     result = h.run("powersync:rollback-rules", name, "--to", "r2", "--force")
     assert result.returncode == 0 and "already runs the rules of r2" in result.stdout
     out = assert_dry_run_changes_nothing(h, ["powersync:rollback-rules", name], [name, backend.app])
-    assert "Plan: rules r2 -> r1, 1 restart, backend unchanged" in out and "-  global:" in out
+    assert "Plan: rules r2 -> r1, deployed through the service's API, backend unchanged" in out and "-  global:" in out
     refused = h.run("powersync:rollback-rules", name)
     assert refused.returncode == 1 and "use --force" in refused.stderr
 
@@ -75,9 +78,10 @@ def test_history_rollback_and_dry_runs(harness, source):
     deploys = len(h.deploys(name))
     result = h.run("powersync:rollback-rules", name, "--force")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(h.deploys(name)) == deploys + 1
-    assert app_config(h, name)["POWERSYNC_CONFIG_B64"] == config_at_r1  # byte-identical rules
-    last = history(h, name)[-1]
+    assert len(h.deploys(name)) == deploys  # through the deploy API: no restart
+    assert app_config(h, name)["POWERSYNC_CONFIG_B64"] == config_at_r1  # the config carries no rules
+    assert current(h, name)["current"]["content"] == RULES  # byte-identical rules
+    last = [row for row in history(h, name) if row["event"] == "rules.set"][-1]
     assert (last["description"], last["status"], last["rules_revision"]) == ("Rolled back to r1", "applied", "r3")
 
     bad = h.run("powersync:rollback-rules", name, "--to", "r9", "--force")
