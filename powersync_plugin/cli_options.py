@@ -32,8 +32,6 @@ def no_restart_option(func):
     return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
 
 
-
-
 def info_flag_options(func):
     for flag in reversed(INFO_FLAGS):
         func = click.option(f"--{flag}", "single", flag_value=flag, help=f"Print only the {flag.replace('-', ' ')}.")(func)
