@@ -108,7 +108,7 @@ def _set_rules_locked(
     deployed: list[rules_delivery.Delivery] = []
     settle(
         s, state, state.version, lambda current: deployed.append(rules_delivery.deploy(s, current, container.id, revision)),
-        failed=lambda exc, _: f"{exc}\nNothing changed on the service: it keeps serving r{_serving(state)}",
+        failed=lambda exc, _: f"{exc}\nNothing changed on the service: it keeps serving {_serving(state)}",
     )
     follow_activation(s, name, container.id, deployed[0], wait)
 
@@ -136,7 +136,7 @@ def follow_activation(s: Services, name: str, container_id: str, delivery: rules
 
 
 def _serving(state: InstanceState) -> str:
-    return str(state.rules_active) if state.rules_active else "the rules it had"
+    return f"r{state.rules_active}" if state.rules_active else "its previous rules"
 
 
 def _needs_publish(s: Services, state: InstanceState, running: bool) -> bool:

@@ -104,6 +104,9 @@ def follow(s: Services, state: InstanceState, container_id: str, delivery: Deliv
             if in_sync(service, revision):
                 s.out.step(f"r{revision.number} is active on {state.name} ({elapsed:.1f}s)")
                 return Activation("active", elapsed)
+            if elapsed < 2 and (service.deploying == revision.content or service.active is None):
+                time.sleep(0.25)  # small tables activate within a second: /current alone says when
+                continue
             diagnostics = api.diagnostics()
             # Before any rules are active, /current answers PSYNC_S4104 and hides the deploying
             # ones: the diagnostics name the deploying slot.
