@@ -44,10 +44,19 @@ class Activation:
 
 
 def service_rules(s: Services, state: InstanceState, container_id: str) -> ServiceRules:
+    """The service's active and deploying rules. Until some rules are active, /current answers
+    PSYNC_S4104 and hides the ones deploying: the diagnostics (with their content) show them."""
+    api = PowerSyncApi(s.docker, container_id, state.api_token)
     try:
-        return PowerSyncApi(s.docker, container_id, state.api_token).current_rules()
+        service = api.current_rules()
     except ServiceUnreachable as exc:
         raise DomainError(f"{state.name}'s admin API did not answer /api/sync-rules/v1/current ({exc})") from None
+    if service.active is not None:
+        return service
+    deploying = _section(api.diagnostics(rules_content=True), "deploying_sync_rules")
+    if isinstance(deploying.get("content"), str):
+        return ServiceRules(active=None, deploying=deploying["content"], deploying_slot=_slot(deploying))
+    return service
 
 
 def in_sync(service: ServiceRules, revision: RulesRevision) -> bool:
@@ -104,21 +113,19 @@ def follow(s: Services, state: InstanceState, container_id: str, delivery: Deliv
             if in_sync(service, revision):
                 s.out.step(f"r{revision.number} is active on {state.name} ({elapsed:.1f}s)")
                 return Activation("active", elapsed)
-            if elapsed < 2 and (service.deploying == revision.content or service.active is None):
+            if elapsed < 2 and service.deploying == revision.content:
                 time.sleep(0.25)  # small tables activate within a second: /current alone says when
                 continue
-            diagnostics = api.diagnostics()
-            # Before any rules are active, /current answers PSYNC_S4104 and hides the deploying
-            # ones: the diagnostics name the deploying slot.
-            deploying_slot = _slot(_section(diagnostics, "deploying_sync_rules"))
-            if service.deploying != revision.content and not (service.active is None and deploying_slot == delivery.slot):
-                # /current and the diagnostics are two reads: the rules may have become active
-                # between them. Only a second look in a row that finds them gone is a verdict.
+            if service.deploying != revision.content:
+                # Before any rules are active the answer takes two reads (/current, then the
+                # diagnostics): the rules may have become active between them. Only a second look
+                # in a row that finds them gone is a verdict.
                 if gone:
                     return Activation("failed", elapsed, _superseded(service, revision))
                 gone = True
                 continue
             gone = False
+            diagnostics = api.diagnostics()
             fatal = _fatal_errors(diagnostics)
             if fatal:
                 return Activation("failed", elapsed, fatal[0])

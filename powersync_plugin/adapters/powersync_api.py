@@ -105,13 +105,13 @@ class PowerSyncApi:
             headers["Content-Type"] = "application/json"
         return self.docker.http(self.container_id, method, path, headers=headers, body=body, timeout=timeout)
 
-    def diagnostics(self) -> Optional[dict]:
+    def diagnostics(self, rules_content: bool = False) -> Optional[dict]:
         result = self.docker.http(
             self.container_id,
             "POST",
             "/api/admin/v1/diagnostics",
             headers={"Authorization": f"Bearer {self.api_token}", "Content-Type": "application/json"},
-            body=json.dumps({}),
+            body=json.dumps({"sync_rules_content": True} if rules_content else {}),
             timeout=10,
         )
         return result.json() if result.ok else None
