@@ -15,6 +15,7 @@ import click
 from powersync_plugin import read_commands, settings, text_views
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.cli_journal import COMMANDS as JOURNAL_COMMANDS
+from powersync_plugin.cli_transfer import COMMANDS as TRANSFER_COMMANDS
 from powersync_plugin.cli_options import (
     dry_run_option, format_option, info_flag_options, instance_argument, no_restart_option,
 )
@@ -27,7 +28,7 @@ def _echo(lines: list[str]) -> None:
         click.echo(line)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True, commands=JOURNAL_COMMANDS)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True, commands=JOURNAL_COMMANDS + TRANSFER_COMMANDS)
 def cli() -> None:
     """Run PowerSync Service instances as Dokku apps, with a journal of every change."""
 

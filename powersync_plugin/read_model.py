@@ -81,7 +81,7 @@ class HistoryRow:
 
 
 LINK_OPENING = (ev.BACKEND_LINKED, ev.INSTANCE_ADOPTED)
-LINK_CLOSING = (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED)
+LINK_CLOSING = (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED, ev.INSTANCE_IMPORTED)
 RULES_CARRIERS = (ev.RULES_SET, ev.INSTANCE_ADOPTED)
 
 
@@ -182,6 +182,11 @@ def _describe(event: ev.StoredEvent) -> str:
         return f"Renamed from {p['from']} (apps:rename; the revisions before are {p['from']}'s)"
     if event.type == ev.URL_CHANGED:
         return f"URL changed to {p['url']} ({p['cause']})"
+    if event.type == ev.INSTANCE_IMPORTED:
+        return (
+            f"Imported from {p['from_host']} (export of {p['exported_at']}, format {p['format_version']}; "
+            f"the revisions before are the export's)"
+        )
     if event.type == ev.BACKEND_RENAMED:
         return f"Backend {p['from']} renamed to {p['to']} (apps:rename)"
     return event.type

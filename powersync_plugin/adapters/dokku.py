@@ -166,6 +166,9 @@ class Dokku:
     def vhosts(self, app: str) -> list[str]:
         return self.run("domains:report", app, "--domains-app-vhosts").stdout.split()
 
+    def domains_set(self, app: str, *domains: str) -> None:
+        self.run("domains:set", app, *domains)
+
     def tls_enabled(self, app: str) -> bool:
         """True when the app has a certificate, whatever installed it (certs:add, letsencrypt)."""
         return self.run("certs:report", app, "--ssl-enabled").stdout.strip() == "true"

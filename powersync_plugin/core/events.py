@@ -34,6 +34,10 @@ BACKEND_RENAMED = "backend.renamed"
 # The instance's URL changed under it (its domain followed an apps:rename) and the backend's
 # POWERSYNC_URL was set to the new one.
 URL_CHANGED = "instance.url_changed"
+# `powersync:import` recreated the instance on this host from an export: the events before it are
+# the export's (same versions, times and actors); on this host the instance starts unlinked, with
+# a new API token (the export carries none).
+INSTANCE_IMPORTED = "instance.imported"
 
 # Intents start a change; outcomes close one, naming the intent's stream version as `cause`.
 INTENT_TYPES = frozenset(
@@ -43,7 +47,9 @@ INTENT_TYPES = frozenset(
     }
 )
 OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})
-OBSERVATION_TYPES = frozenset({BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED, URL_CHANGED})
+OBSERVATION_TYPES = frozenset(
+    {BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED, URL_CHANGED, INSTANCE_IMPORTED}
+)
 KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES | OBSERVATION_TYPES
 
 CURRENT_SCHEMA = {name: 1 for name in KNOWN_TYPES}

@@ -181,6 +181,15 @@ def _renamed_from(d: Draft, event: ev.StoredEvent) -> None:
     """The copied events folded to the old name's state; nothing changes but the name."""
 
 
+def _imported(d: Draft, event: ev.StoredEvent) -> None:
+    """Nothing of the old host comes along: no link (its derived config stayed there), no postgres
+    service or leftovers to clean up here, and the API token is the one made at import."""
+    d.api_token = event.payload["api_token"]
+    d.link, d.stale_cause, d.slots_kept = None, None, False
+    d.last_postgres_service = None
+    d.cleanup_keys, d.cleanup_mounts = [], []
+
+
 def _backend_renamed(d: Draft, event: ev.StoredEvent) -> None:
     p = event.payload
     if d.link is not None and d.link.backend == p["from"]:
@@ -245,6 +254,7 @@ _HANDLERS = {
     ev.INSTANCE_RENAMED_FROM: _renamed_from,
     ev.BACKEND_RENAMED: _backend_renamed,
     ev.URL_CHANGED: _url_changed,
+    ev.INSTANCE_IMPORTED: _imported,
     ev.INSTANCE_ADOPTED: _adopted,
     ev.CONFIG_PUBLISHED: _published,
     ev.DEPLOY_SUCCEEDED: _outcome,
