@@ -8,8 +8,8 @@ import pytest
 from powersync_plugin.core import events as ev
 from powersync_plugin.core import transfer_format as tf
 from powersync_plugin.core.projector import project
-from powersync_plugin.read_model import history_rows
-from powersync_plugin.redact import Redactor, env_for_config_secrets
+from powersync_plugin.read_model import history_rows, masked_payload
+from powersync_plugin.redact import MASK, Redactor, env_for_config_secrets
 
 RULES = "bucket_definitions:\n  all:\n    data:\n      - SELECT * FROM todos\n"
 
@@ -166,6 +166,7 @@ def test_the_import_event_starts_the_instance_unlinked_with_a_new_token_and_show
     rows = history_rows("ps1", imported)
     assert [row.as_json() for row in rows[:-1]] == [row.as_json() for row in history_rows("ps1", events)]
     assert rows[-1].status == "observed" and rows[-1].description.startswith("Imported from old-host (export of 2026-02-01")
+    assert masked_payload(dict(imported[-1].payload))["api_token"] == MASK  # history --show
 
 
 def test_adopted_extras_written_inline_under_secret_names_are_read_from_env_vars_instead():
