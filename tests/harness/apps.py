@@ -868,7 +868,8 @@ def nginx_reload(args):
         path = layout().lib / "data" / "nginx-reloads"
         count = int(path.read_text()) if path.exists() else 0
         path.write_text(str(count + 1))
-    return 0
+    from . import nginx
+    return nginx.reload_proxy()
 
 
 def app_json_report(args):

@@ -127,12 +127,20 @@ def snapshot_repo(source: Path, dest: Path) -> Path:
     return dest
 
 
-def make_harness(tmp_path=None, *, fast: bool = True) -> HarnessFixture:
+def make_harness(tmp_path=None, *, fast: bool = True, proxy: bool = False) -> HarnessFixture:
     """A fresh harness. ``tmp_path`` is accepted for symmetry but the root is created under /tmp
-    with mode 755: pytest's tmp_path lives in a root-only directory the dokku user cannot enter."""
+    with mode 755: pytest's tmp_path lives in a root-only directory the dokku user cannot enter.
+    ``proxy=True``: a host with Dokku's nginx proxy running (``nginx:start``; see nginx.py),
+    reached with ``h.proxy_request`` / ``h.proxy_url``."""
     root = Path(tempfile.mkdtemp(prefix="dokku-harness-"))
     os.chmod(root, 0o755)
-    return HarnessFixture(root, fast=fast)
+    h = HarnessFixture(root, fast=fast)
+    if proxy:
+        started = h.run("nginx:start")
+        if started.returncode != 0:
+            h.cleanup()
+            raise RuntimeError(f"nginx:start failed: {started.stdout}{started.stderr}")
+    return h
 
 
 def self_signed_cert(h: Harness, *domains: str) -> tuple[Path, Path]:
