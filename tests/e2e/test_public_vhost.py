@@ -95,3 +95,50 @@ def test_the_plugin_still_uses_the_admin_api_and_the_rule_survives_a_proxy_rebui
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert through_proxy(h, host, "POST", "/api/admin/v1/diagnostics", admin_headers(token), "{}")[0] in (403, 404)
     assert through_proxy(h, host, "GET", "/probes/readiness")[0] == 200
+
+
+def through_tls(h, host: str, method: str, path: str, headers: dict | None = None, body: str = "") -> tuple[int, str]:
+    """The same over HTTPS on the proxy's port 443, with the domain as SNI (Dokku's catch-all
+    rejects a handshake without a known name); the test certificate is self-signed."""
+    import socket
+    import ssl
+
+    port = int(h.proxy_url("https").rsplit(":", 1)[1])
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close", f"Content-Length: {len(body)}"]
+    lines += [f"{key}: {value}" for key, value in (headers or {}).items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(("\r\n".join(lines) + "\r\n\r\n" + body).encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer or len(answer) < 4096:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    head, _, rest = answer.decode(errors="replace").partition("\r\n\r\n")
+    return int(head.split(" ", 2)[1]), rest
+
+
+def test_with_a_certificate_both_server_blocks_refuse_the_apis(linked):
+    from tests.harness.fixture import self_signed_cert
+
+    h, name, _backend, token = linked
+    host = f"{name}.example.test"
+    crt, key = self_signed_cert(h, host)
+    added = h.run("certs:add", name, str(crt), str(key))
+    assert added.returncode == 0, added.stdout + added.stderr
+    try:
+        assert "(using app-supplied template)" in added.stdout
+        status, text = through_tls(h, host, "POST", "/api/admin/v1/diagnostics", admin_headers(token), "{}")
+        assert status == 404 and "PSYNC_" not in text, (status, text)
+        status, text = through_tls(h, host, "GET", "/api/sync-rules/v1/current", admin_headers(token))
+        assert status == 404 and "PSYNC_" not in text, (status, text)
+        assert through_tls(h, host, "GET", "/probes/readiness")[0] == 200
+        # port 80 now redirects to https, and refuses the APIs itself rather than redirecting them
+        assert through_proxy(h, host, "GET", "/probes/readiness")[0] == 301
+        assert through_proxy(h, host, "POST", "/api/admin/v1/diagnostics", admin_headers(token), "{}")[0] == 404
+    finally:  # the other tests of this module use plain http
+        assert h.run("certs:remove", name).returncode == 0
