@@ -160,7 +160,8 @@ def _require_no_secret(name: str, document: dict, known: list[str]) -> None:
         raise DomainError(
             f"The export of {name} would carry a secret (a value of its own or its backend's config) in revision(s) "
             f"{', '.join(sorted(found))}: nothing written. `dokku powersync:history {name} --show REV` shows where "
-            "(masked); rules that embed a secret must be changed with set-rules first"
+            "(masked). The journal keeps every revision, so the value stays in the history: change that secret "
+            "(a new SECRET_KEY on the backend re-derives the instance), then export"
         )
 
 
@@ -231,6 +232,8 @@ def _require_linkable(s: Services, exported: transfer_format.ExportFile, backend
     """What makes --link fail for certain, refused before anything is made (the link path checks
     the rest and undoes itself)."""
     name = exported.name
+    if backend == name:
+        raise DomainError("An instance cannot be linked to itself: name the backend app that holds SECRET_KEY. Nothing changed")
     if exported.env_required:
         raise DomainError(
             f"{name}'s config reads {', '.join(exported.env_required)}, which an export never carries: nothing changed. "

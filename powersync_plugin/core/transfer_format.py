@@ -153,8 +153,9 @@ def _checked(document: dict, written: int) -> ExportFile:
     for index, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or any(key not in row for key in _EVENT_KEYS) or row["version"] != index:
             raise ExportFileError(f"Event {index} of the file is malformed or out of order: it is corrupt. Nothing changed")
-        if not isinstance(row["payload"], dict):
-            raise ExportFileError(f"Event {index} of the file has no payload object: it is corrupt. Nothing changed")
+        texts = (row["type"], row["recorded_at"], row["actor"], row["command"])
+        if not isinstance(row["payload"], dict) or not all(isinstance(text, str) for text in texts):
+            raise ExportFileError(f"Event {index} of the file has fields of the wrong type: it is corrupt. Nothing changed")
         stored.append(ev.StoredEvent(
             0, name, row["version"], row["type"], row["schema"], row["payload"], row["recorded_at"], row["actor"], row["command"],
         ))

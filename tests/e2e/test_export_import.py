@@ -13,7 +13,8 @@ import docker
 
 from powersync_plugin.core.derive import secret_key_b64
 from tests.e2e.conftest import (
-    RULES, RULES_2, app_config, create_instance, history, make_backend, make_source, snapshot, sync_stream_status,
+    RULES, RULES_2, app_config, create_instance, history, linked_instance, make_backend, make_source, snapshot,
+    sync_stream_status,
 )
 from tests.harness.fixture import make_harness
 
@@ -145,3 +146,24 @@ def test_an_import_whose_link_fails_keeps_the_instance_unlinked_and_says_what_it
         assert b.run("powersync:rules", name).stdout == RULES
     finally:
         b.cleanup()
+
+
+def test_an_export_that_would_carry_a_secret_or_names_no_instance_writes_nothing(harness, source):
+    h = harness
+    missing = h.run("powersync:export", "no-such-instance")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr and not missing.stdout
+    name, backend = linked_instance(h, source)
+    leaky = RULES + f"# signed with {backend.secret_key}\n"  # rules are exported byte for byte
+    assert h.run("powersync:set-rules", name, input=leaky).returncode == 0
+    result = h.run("powersync:export", name)
+    assert result.returncode == 1 and not result.stdout
+    assert "would carry a secret" in result.stderr and backend.secret_key not in result.stderr
+    # Later rules do not help: every revision is exported. A new key does (the old one is no secret then).
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    again = h.run("powersync:export", name)
+    assert again.returncode == 1 and "would carry a secret" in again.stderr and "change that secret" in again.stderr
+    rotated = h.run("config:set", backend.app, "SECRET_KEY=" + "r" * 64)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    exported = h.run("powersync:export", name)
+    assert exported.returncode == 0, exported.stderr
+    assert "r" * 64 not in exported.stdout and backend.secret_key in exported.stdout

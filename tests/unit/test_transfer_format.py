@@ -205,3 +205,39 @@ def test_the_export_withholds_tokens_fingerprints_and_secrets_in_commands_and_re
     ]
     assert env_required == set()
     assert [row["version"] for row in rows] == list(range(1, 9)) and rows[2]["payload"]["content"] == RULES
+
+
+def test_an_adopted_instance_exports_its_extras_without_inline_secrets_and_lists_the_vars_it_needs():
+    from powersync_plugin.transfer import _withheld_rows
+
+    adopted = stored([("instance.adopted", {
+        "adopted_from": "ps1", "image": "journeyapps/powersync-service", "image_version": "1.25.0", "digest": "sha256:x",
+        "memory_mb": 400, "storage": "same-database", "api_token": "adopted-token-123456", "slot_prefix": "powersync_",
+        "rules": RULES, "rules_digest": "d" * 64, "backend": "api", "postgres_service": "db",
+        "source_fingerprint": "a" * 16, "secret_fingerprint": "b" * 16, "audience": ["api"], "kid": "api-dev", "url": None,
+        "source_sslmode": "disable", "storage_sslmode": "disable", "cleanup_keys": [], "cleanup_mounts": [],
+        "extras": {"client_auth": {"supabase_jwt_secret": "inline-jwt-secret", "jwks": {"keys": [{}, {"kid": "b", "k": {"$env": "PS_B_KEY"}}]}}},
+    })])
+    rows, withheld, env_required = _withheld_rows(adopted, Redactor())
+    text = json.dumps(rows)
+    assert "inline-jwt-secret" not in text and "adopted-token-123456" not in text
+    assert env_required == {"PS_B_KEY", "PS_CLIENT_AUTH_SUPABASE_JWT_SECRET"}
+    assert "revision 1 (instance.adopted) extras.client_auth.supabase_jwt_secret (the config reads it from " \
+           "PS_CLIENT_AUTH_SUPABASE_JWT_SECRET)" in withheld
+    # the fold on the importing host renders the config from the masked extras: !env, not the value
+    state = project("ps1", stored([("instance.adopted", rows[0]["payload"])]))
+    assert state.config_extras["client_auth"]["supabase_jwt_secret"] == {"$env": "PS_CLIENT_AUTH_SUPABASE_JWT_SECRET"}
+
+
+def test_the_last_guard_refuses_an_export_that_still_holds_a_known_secret():
+    from powersync_plugin.core.errors import DomainError
+    from powersync_plugin.transfer import _require_no_secret
+
+    secret = "backend-secret-key-value"
+    events = stored([(e.type, dict(e.payload)) for e in linked_stream()] + [
+        ("rules.set", {"content": RULES + f"# {secret}\n", "digest": "e" * 64}),
+    ])
+    clean = document(events[:-1])
+    _require_no_secret("ps1", clean, [secret])
+    with pytest.raises(DomainError, match=r"would carry a secret .* in revision\(s\) 7: nothing written"):
+        _require_no_secret("ps1", document(events), [secret])
