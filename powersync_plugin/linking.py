@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+from powersync_plugin import access
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
 from powersync_plugin.adapters.preload import Preload
 from powersync_plugin.backend import (
@@ -32,6 +33,7 @@ def link(
 ) -> None:
     check_app_name(name)
     check_existing_app_name(backend)
+    access.require_app(s, "powersync:link", backend, f"linking copies {backend}'s SECRET_KEY into {name}")
     with changing(s, name, dry_run) as state:
         decisions.require_linkable(state, backend)
         _require_backend_free(name, backend)
@@ -161,6 +163,7 @@ def _undo_link(s: Services, name: str, service: Optional[str], linked_database: 
 
 
 def unlink(s: Services, name: str, backend: str, no_restart: bool, keep_slots: bool, dry_run: bool) -> None:
+    access.require_app(s, "powersync:unlink", backend, f"unlinking removes {backend}'s POWERSYNC_URL and restarts it")
     with changing(s, name, dry_run) as state:
         new_events = decisions.decide_unlink(state, backend, keep_slots)
         service, url = state.link.postgres_service, state.link.url

@@ -1,7 +1,7 @@
 """`powersync:set`: an instance's settings, and the plugin-wide default image version."""
 from __future__ import annotations
 
-from powersync_plugin import settings
+from powersync_plugin import access, settings
 from powersync_plugin.core import decisions
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
@@ -15,6 +15,7 @@ def default_image_version(s: Services) -> str:
 
 
 def set_global(s: Services, key: str, value: str) -> None:
+    access.require_global(s, "powersync:set", key, value)
     if key != "image-version":
         raise DomainError(f"Unknown global setting {key!r}: the only one is image-version")
     if not decisions.is_exact_version(value):
