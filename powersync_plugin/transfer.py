@@ -23,7 +23,7 @@ import socket
 from typing import Iterator, Optional
 from urllib.parse import urlsplit
 
-from powersync_plugin import linking
+from powersync_plugin import access, linking
 from powersync_plugin.adapters.journal import SCHEMA_REVISION
 from powersync_plugin.backend import DERIVED_KEYS, backend_values
 from powersync_plugin.core import decisions, derive, transfer_format
@@ -173,6 +173,8 @@ def import_instance(s: Services, text: str, backend: Optional[str], no_restart: 
     check_app_name(name)
     if backend is not None:
         check_existing_app_name(backend)
+        # before anything is made or told about the backend (whether it exists, has a key, is linked)
+        access.require_app(s, "powersync:link", backend, f"linking copies {backend}'s SECRET_KEY into {name}")
     with s.lock(name):
         _require_absent(s, name)
         if backend is not None:

@@ -14,7 +14,8 @@ PER_APP = "powersync:link powersync:unlink powersync:token powersync:info powers
 ACL = {
     "DOKKU_SUPER_USER": "admin",
     "DOKKU_ACL_ALLOW_COMMAND_LINE": "1",
-    "DOKKU_ACL_USER_COMMANDS": "help version powersync:help",
+    # import names no instance on its command line: everyone may run it (to show --link is checked)
+    "DOKKU_ACL_USER_COMMANDS": "help version powersync:help powersync:import",
     "DOKKU_ACL_PER_APP_COMMANDS": PER_APP,
 }
 
@@ -99,6 +100,21 @@ def test_a_user_allowed_on_both_links_and_signs_tokens(h, source):
     result = refused_over_ssh(h, "bob", ["powersync:unlink", name, backend.app], [name, backend.app])
     assert f"Access to {backend.app} denied for bob" in result.stderr
     assert h.run_over_ssh("carol", "powersync:unlink", name, backend.app).returncode == 0
+
+
+def test_import_links_only_to_a_backend_the_user_may_use(h, source):
+    name, backend = instance_and_backend(h, source)
+    exported = h.run("powersync:export", name)
+    assert exported.returncode == 0, exported.stderr
+    before = snapshot(h, name, backend.app)
+    results = {}
+    for app in (backend.app, "no-such-app"):
+        result = h.run_over_ssh("bob", "powersync:import", "--link", app, input=exported.stdout)
+        assert result.returncode == 1 and f"Access to {app} denied for bob" in result.stderr, result.stderr
+        results[app] = result.stderr.replace(app, "APP")
+    # refused before the import looks at anything: nothing made, nothing told about the backend
+    assert snapshot(h, name, backend.app) == before
+    assert results[backend.app] == results["no-such-app"]
 
 
 def test_root_on_the_command_line_and_the_super_user_are_not_limited(h, source):
