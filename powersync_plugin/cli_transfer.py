@@ -9,7 +9,7 @@ from typing import Optional
 
 import click
 
-from powersync_plugin.cli_options import format_option, instance_argument, no_restart_option
+from powersync_plugin.cli_options import dry_run_option, format_option, instance_argument, no_restart_option
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.usage import PLUGIN
 
@@ -38,8 +38,9 @@ def export(name: str) -> None:
 @click.command("import")
 @click.option("--link", "backend", default=None, metavar="APP", help="Link the imported instance to this backend app.")
 @no_restart_option
+@dry_run_option
 @format_option
-def import_command(backend: Optional[str], no_restart: bool, output_format: str) -> None:
+def import_command(backend: Optional[str], no_restart: bool, dry_run: bool, output_format: str) -> None:
     """Recreate an instance from an export on stdin (from another host or before a loss).
 
     Creates the app with the exported settings and domains, and continues the
@@ -48,7 +49,8 @@ def import_command(backend: Optional[str], no_restart: bool, output_format: str)
     starts unlinked; --link APP links it through `powersync:link` with the
     exported audience and kid. Refused, with nothing changed: an instance or app
     of that name on this host, a file of a newer format, a corrupt or truncated
-    file. `dokku powersync:import --link APP < NAME.json`.
+    file. --dry-run checks all that and prints the plan.
+    `dokku powersync:import --link APP < NAME.json`.
     """
     stdin = click.get_binary_stream("stdin")
     if stdin.isatty():
@@ -61,7 +63,7 @@ def import_command(backend: Optional[str], no_restart: bool, output_format: str)
     from powersync_plugin import transfer
     from powersync_plugin.wiring import Context
 
-    result = transfer.import_instance(Context(json_output=output_format == "json").build(), text, backend, no_restart)
+    result = transfer.import_instance(Context(json_output=output_format == "json").build(), text, backend, no_restart, dry_run)
     if output_format == "json":
         click.echo(json.dumps(result, sort_keys=True))
 

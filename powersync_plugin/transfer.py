@@ -30,6 +30,7 @@ from powersync_plugin.core import decisions, derive, transfer_format
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.names import check_app_name, check_existing_app_name
+from powersync_plugin.core.planner import INSTANCE_PORTS, Action, Kind, Plan
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.lifecycle import make_instance_app
 from powersync_plugin.pipeline import CommandFailed, compensate, restored_text
@@ -165,30 +166,32 @@ def _require_no_secret(name: str, document: dict, known: list[str]) -> None:
         )
 
 
-def import_instance(s: Services, text: str, backend: Optional[str], no_restart: bool) -> dict:
+def import_instance(s: Services, text: str, backend: Optional[str], no_restart: bool, dry_run: bool = False) -> dict:
     """Recreate the instance of an export on this host; link it to `backend` when given. Returns
     what was done (the CLI renders it)."""
     exported = transfer_format.parse(text)
-    name, state = exported.name, exported.state
+    name, state, count = exported.name, exported.state, len(exported.events)
     check_app_name(name)
     if backend is not None:
         check_existing_app_name(backend)
         # before anything is made or told about the backend (whether it exists, has a key, is linked)
         access.require_app(s, "powersync:link", backend, f"linking copies {backend}'s SECRET_KEY into {name}")
+    result = {
+        "name": name, "revisions": count, "imported_revision": count + 1, "exported_from": exported.exported_from,
+        "exported_at": exported.exported_at, "format_version": exported.format_version,
+        "env_required": list(exported.env_required), "linked_backend": None, "dry_run": dry_run,
+    }
     with s.lock(name):
         _require_absent(s, name)
         if backend is not None:
             _require_linkable(s, exported, backend)
+        if dry_run:
+            s.print_plan(_import_plan(exported, backend))
+            return result
         token = secrets.token_urlsafe(32)
         s.out.redactor.add(token)
         s.out.header(f"Importing PowerSync instance {name} (exported from {exported.exported_from} at {exported.exported_at})")
         _restore(s, exported, token)
-    count = len(exported.events)
-    result = {
-        "name": name, "revisions": count, "imported_revision": count + 1, "exported_from": exported.exported_from,
-        "exported_at": exported.exported_at, "format_version": exported.format_version,
-        "env_required": list(exported.env_required), "linked_backend": None,
-    }
     s.out.step(f"{name} restored: app, settings, rules {exported.settings.get('rules_revision') or '-'}, revisions 1..{count}")
     s.out.detail(f"Revision {count + 1} records the import; the instance has a new API token and is not linked yet")
     if exported.env_required:
@@ -209,6 +212,22 @@ def import_instance(s: Services, text: str, backend: Optional[str], no_restart: 
         ) from None
     result["linked_backend"] = backend
     return result
+
+
+def _import_plan(exported: transfer_format.ExportFile, backend: Optional[str]) -> Plan:
+    name, count = exported.name, len(exported.events)
+    actions = [Action(Kind.CREATE_APP, name)]
+    if exported.domains:
+        actions.append(Action(Kind.SET_DOMAINS, name, detail=" ".join(exported.domains)))
+    actions += [
+        Action(Kind.ADD_PORTS, name, detail=" ".join(INSTANCE_PORTS)),
+        Action(Kind.SET_MEMORY, name, detail=f"{exported.state.memory_mb}m"),
+        Action(Kind.SET_CONFIG, name, keys=("NODE_OPTIONS", "PS_API_TOKEN")),
+        Action(Kind.RECORD_HISTORY, name, detail=f"revisions 1..{count} as exported, the import as revision {count + 1}"),
+    ]
+    if backend is not None:
+        actions.append(Action(Kind.LINK_BACKEND, name, detail=f"{backend} (`powersync:link --dry-run` plans it once imported)"))
+    return Plan(tuple(actions))
 
 
 def _require_absent(s: Services, name: str) -> None:

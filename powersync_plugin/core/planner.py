@@ -40,6 +40,9 @@ class Kind(enum.Enum):
     SET_BACKEND_URL = "set backend POWERSYNC_URL"
     UNSET_BACKEND_URL = "unset backend POWERSYNC_URL"
     SET_WAL_LEVEL = "set wal_level=logical (ALTER SYSTEM)"  # link --configure-source, then a RESTART
+    SET_DOMAINS = "set domains"  # import: the exported domains
+    RECORD_HISTORY = "record history"  # import: the exported revisions, then the import
+    LINK_BACKEND = "link backend"  # import --link: powersync:link, which plans for itself
 
 
 LEGEND = {

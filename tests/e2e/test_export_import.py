@@ -94,6 +94,14 @@ def test_an_instance_moves_to_a_fresh_host_with_its_rules_settings_and_history(h
         refused(b, ("powersync:import", "--link", "no-such-app"), exported.stdout, "App no-such-app does not exist")
         refused(b, ("powersync:import", "--link", no_key.app), exported.stdout, f"{no_key.app} has no SECRET_KEY", no_key.app)
 
+        before = snapshot(b, new_backend.app)
+        dry = b.run(*args, "--dry-run", input=exported.stdout)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "=====> Plan (dry run: nothing changed)" in dry.stdout and f"+ create app on {name}" in dry.stdout
+        assert f"+ record history on {name} revisions 1..{head} as exported, the import as revision {head + 1}" in dry.stdout
+        assert f"+ link backend on {name} {new_backend.app}" in dry.stdout
+        assert snapshot(b, new_backend.app) == before
+
         result = b.run(*args, "--format", "json", input=exported.stdout)
         assert result.returncode == 0, result.stdout + result.stderr
         report = json.loads(result.stdout)
