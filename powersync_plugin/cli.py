@@ -17,7 +17,7 @@ from powersync_plugin.core.errors import DomainError
 from powersync_plugin.cli_journal import COMMANDS as JOURNAL_COMMANDS
 from powersync_plugin.cli_transfer import COMMANDS as TRANSFER_COMMANDS
 from powersync_plugin.cli_options import (
-    dry_run_option, format_option, info_flag_options, instance_argument, no_restart_option,
+    dry_run_option, format_option, info_flag_options, instance_argument, no_restart_option, source_role_option,
 )
 from powersync_plugin.usage import PLUGIN
 from powersync_plugin.wiring import Context
@@ -76,12 +76,13 @@ def set_rules(name: str, dry_run: bool) -> None:
 @click.option("--kid", default=None, help="JWT key id the backend puts in its token header.")
 @click.option("--audience", multiple=True, help="Accepted JWT audience (repeatable) [default: the backend app name].")
 @click.option("--configure-source", is_flag=True, help="Set wal_level=logical on the source (restarts it).")
+@source_role_option
 @dry_run_option
-def link(name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...], configure_source: bool, dry_run: bool) -> None:
+def link(name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...], configure_source: bool, role_mode: str, dry_run: bool) -> None:
     """Link a backend app: derive the JWT key and source, deploy, set POWERSYNC_URL on it."""
     from powersync_plugin import linking
 
-    linking.link(Context().build(), name, backend, no_restart, kid, tuple(audience), configure_source, dry_run)
+    linking.link(Context().build(), name, backend, no_restart, kid, tuple(audience), configure_source, dry_run, role_mode)
 
 
 @cli.command("unlink")

@@ -21,6 +21,15 @@ def dry_run_option(func):
     return click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")(func)
 
 
+def source_role_option(func):
+    return click.option(
+        "--source-role", "role_mode", type=click.Choice(["superuser", "dedicated"]), default="superuser",
+        metavar="ROLE", show_default=True,
+        help="superuser: replicate as the backend's DATABASE_URL user; dedicated: as a role of the instance's "
+        "own (LOGIN REPLICATION, SELECT on the published tables, owner of its storage), dropped at unlink.",
+    )(func)
+
+
 def no_restart_option(func):
     return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
 

@@ -5,7 +5,7 @@ import secrets
 import shutil
 from typing import Callable, Optional
 
-from powersync_plugin import settings
+from powersync_plugin import settings, source_role
 from powersync_plugin.backend import backend_secrets
 from powersync_plugin.core import decisions, derive
 from powersync_plugin.core.errors import DomainError
@@ -123,6 +123,7 @@ def destroy(s: Services, name: str, force: bool, confirm: Callable[[str], bool],
             actions.append(Action(Kind.DROP_SLOTS, service, detail=f"{state.slot_prefix}* (any left)"))
         if state.storage_database and service:
             actions.append(Action(Kind.DROP_STORAGE, service, detail=state.storage_database))
+        actions.extend(source_role.drop_actions(state, service))
         actions.append(Action(Kind.DESTROY_APP, name))
         if dry_run:
             s.print_plan(Plan(tuple(actions)))
@@ -142,7 +143,7 @@ def apply_destroy(s: Services, state: InstanceState) -> None:
     name = state.name
     service = state.last_postgres_service
     if service and s.dokku.postgres_exists(service):
-        require_dropped(s, drop_slots(s, state, service) + drop_storage_database(s, state, service))
+        require_dropped(s, drop_slots(s, state, service) + drop_storage_database(s, state, service) + source_role.drop(s, state, service))
     if s.dokku.app_exists(name):
         s.out.step(f"Destroying app {name}")
         s.dokku.apps_destroy(name)

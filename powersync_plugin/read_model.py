@@ -38,7 +38,15 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
         "auto-rotate": "true" if state.auto_rotate else "false",
         "telemetry": "on" if config_render.telemetry_sharing(state) else "off",
         "stale": state.stale_cause or "-",
+        "source-role": source_role_text(state),
     }
+
+
+def source_role_text(state: InstanceState) -> str:
+    """How the instance connects to its source: as the backend's DSN user, or its own role."""
+    if state.link is None:
+        return "-"
+    return f"dedicated ({state.link.source_role})" if state.link.source_role else "superuser"
 
 
 def summary_json(state: InstanceState) -> str:
@@ -214,7 +222,7 @@ def masked_payload(payload: dict) -> dict:
     """An event payload for display: generated secrets masked, rules summarised."""
     shown = {}
     for key, value in payload.items():
-        if key == "api_token":
+        if key in ("api_token", "source_role_password"):
             shown[key] = MASK
         elif key == "content":
             shown[key] = f"<{len(value.encode())} bytes, {value.count(chr(10))} lines>"

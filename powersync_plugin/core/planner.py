@@ -43,6 +43,8 @@ class Kind(enum.Enum):
     SET_DOMAINS = "set domains"  # import: the exported domains
     RECORD_HISTORY = "record history"  # import: the exported revisions, then the import
     LINK_BACKEND = "link backend"  # import --link: powersync:link, which plans for itself
+    CREATE_ROLE = "create source role"  # link --source-role dedicated
+    DROP_ROLE = "drop source role"
 
 
 LEGEND = {
@@ -56,6 +58,7 @@ LEGEND = {
     Kind.UNSET_BACKEND_URL: "-",
     Kind.REMOVE_PORTS: "-",
     Kind.UNLINK_DATABASE: "-",
+    Kind.DROP_ROLE: "-",
     Kind.RESTART: "~",
     Kind.DEPLOY_IMAGE: "~",
     Kind.STOP: "~",

@@ -133,7 +133,10 @@ def _linked(d: Draft, event: ev.StoredEvent) -> None:
         version=event.version,
         source_sslmode=p.get("source_sslmode", "disable"),
         storage_sslmode=p.get("storage_sslmode", "disable"),
+        source_role=p.get("source_role_name"),
+        source_role_password=p.get("source_role_password", ""),
     )
+    d.last_source_role = d.link.source_role
     d.audience, d.kid = list(d.link.audience), d.link.kid
     d.storage_database = p.get("storage_database", d.storage_database)
     d.last_postgres_service = d.link.postgres_service or d.last_postgres_service

@@ -27,6 +27,10 @@ class BackendLink:
     version: int
     source_sslmode: str = "disable"
     storage_sslmode: str = "disable"
+    # `--source-role dedicated`: the instance replicates as this role of its own (None: as the
+    # backend's DSN user); its password lives in the 0600 journal, like the API token
+    source_role: Optional[str] = None
+    source_role_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class InstanceState:
     current_rules: Optional[RulesRevision] = None
     link: Optional[BackendLink] = None
     last_postgres_service: Optional[str] = None
+    last_source_role: Optional[str] = None  # the dedicated role of the last link: dropped at unlink/destroy
     slots_kept: bool = False
     auto_rotate: bool = True
     # `powersync:set NAME telemetry on|off`; None: never set, the adopted config or the service's
