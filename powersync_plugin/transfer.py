@@ -6,6 +6,8 @@ through the link path when told which backend.
 What an export leaves out, and why (the README lists it too):
 - the admin API token (`api_token` of instance.created / instance.adopted): the importing host
   makes a fresh one, recorded by the instance.imported event, so the two hosts never share one;
+- the password of a dedicated source role (`source_role_password` of backend.linked /
+  instance.adopted): a link on the new host makes a role and password of its own;
 - the fingerprints of the backend's SECRET_KEY and of DSNs (`*_fingerprint`): short hashes, but
   of secrets, and the new link records its own;
 - an adopted config's values written inline under a key named like a password, secret, token or
@@ -39,7 +41,7 @@ from powersync_plugin.read_side import instances_linked_to
 from powersync_plugin.redact import Redactor, env_for_config_secrets
 from powersync_plugin.services import Services
 
-WITHHELD_FIELDS = ("api_token", "secret_fingerprint", "source_fingerprint", "storage_fingerprint")
+WITHHELD_FIELDS = ("api_token", "source_role_password", "secret_fingerprint", "source_fingerprint", "storage_fingerprint")
 
 
 def export(s: Services, name: str) -> str:
@@ -81,7 +83,7 @@ def _known_secrets(s: Services, state: InstanceState, stored: list[ev.StoredEven
     """Every secret this host knows for the instance: its API tokens, its config's derived values
     and the PS_* values its adopted config reads, the backend's SECRET_KEY, derived key and DSN,
     and each DSN's password alone."""
-    values = [str(event.payload.get("api_token") or "") for event in stored]
+    values = [str(event.payload.get(key) or "") for event in stored for key in ("api_token", "source_role_password")]
     if s.dokku.app_exists(state.name):
         env = s.dokku.config(state.name)
         wanted = {*DERIVED_KEYS, "PS_API_TOKEN", "DATABASE_URL", *_env_refs(state.config_extras)}

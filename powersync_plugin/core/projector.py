@@ -189,7 +189,7 @@ def _imported(d: Draft, event: ev.StoredEvent) -> None:
     service or leftovers to clean up here, and the API token is the one made at import."""
     d.api_token = event.payload["api_token"]
     d.link, d.stale_cause, d.slots_kept = None, None, False
-    d.last_postgres_service = None
+    d.last_postgres_service, d.last_source_role = None, None
     d.cleanup_keys, d.cleanup_mounts = [], []
 
 
