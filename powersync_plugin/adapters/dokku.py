@@ -124,12 +124,18 @@ class Dokku:
         whether the user who ran this command may run `args`: None when allowed, else the
         trigger's own words (which never tell whether an app exists)."""
         user, name = identity()
+        timeout = settings.seconds("POWERSYNC_DOKKU_TIMEOUT", 120)
         started = time.monotonic()
         try:
             result = subprocess.run(
                 [self.plugn, "trigger", "user-auth", user, name, *args], input="", capture_output=True, text=True,
-                timeout=settings.seconds("POWERSYNC_DOKKU_TIMEOUT", 120),
+                timeout=timeout,
             )
+        except subprocess.TimeoutExpired:
+            raise DokkuCommandFailed(
+                f"`plugn trigger user-auth` did not answer within {timeout:g}s: check the host's ACL plugins, or "
+                "allow more time with POWERSYNC_DOKKU_TIMEOUT=<seconds>", TIMED_OUT,
+            ) from None
         finally:
             self.timer.seconds += time.monotonic() - started
             self.timer.calls += 1
