@@ -15,12 +15,12 @@ import subprocess
 import sys
 import time
 
-from . import apps, auth, calllog, certs, config, deploy, git, nginx, plugins, postgres, scheduler, triggers
+from . import apps, auth, calllog, certs, config, cron, deploy, git, nginx, plugins, postgres, scheduler, triggers
 from .output import DokkuExit, out, warn
 from .paths import DOKKU_USER, NOT_IMPLEMENTED_EXIT, layout, plugin_env, python_bin
 
 COMMANDS: dict = {}
-for module in (apps, certs, config, deploy, git, nginx, postgres, plugins, scheduler):
+for module in (apps, certs, config, cron, deploy, git, nginx, postgres, plugins, scheduler):
     COMMANDS.update(module.COMMANDS)
 COMMANDS["help"] = plugins.help_cmd
 

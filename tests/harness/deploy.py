@@ -56,7 +56,7 @@ import tarfile
 import threading
 import time
 
-from . import calllog, nginx, state, triggers
+from . import calllog, cron, nginx, state, triggers
 from .output import (fail, info1, info2, no_app, out, parse_flags, quiet, report, verbose,
                      warn)
 from .paths import ROOT_LABEL, TEST_LABEL, layout
@@ -563,6 +563,10 @@ def release_and_deploy(app: str, *, reason: str | None = None, kind: str, first:
         return 0
     triggers.fire("post-release-builder", ["dockerfile", app, image_name(app)], stop_on_error=False)
     app_json = extract_app_json(image_name(app))
+    try:  # the cron plugin's app-json-is-valid trigger: a bad task fails the deploy before it starts
+        cron.tasks(app, app_json)
+    except ValueError as exc:
+        fail(str(exc), stdout=True)
     with state.edit_app(app) as data:
         data["deploy"]["app_json"] = app_json
     info1(f"Releasing {app}...")
