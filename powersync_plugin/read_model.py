@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Optional
 
-from powersync_plugin.core import config_render
+from powersync_plugin.core import config_render, service_settings
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.redact import MASK, mask_config_secrets
@@ -37,6 +37,9 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
         "pending-change": str(state.pending_intent) if state.pending_intent else "-",
         "auto-rotate": "true" if state.auto_rotate else "false",
         "telemetry": "on" if config_render.telemetry_sharing(state) else "off",
+        "log-level": service_settings.current(state, "log-level"),
+        "metrics": service_settings.current(state, "metrics"),
+        "compact-schedule": service_settings.current(state, "compact-schedule"),
         "stale": state.stale_cause or "-",
         "source-role": source_role_text(state),
     }
@@ -153,6 +156,8 @@ def _status(event, linked_before: bool, outcomes, last_intent_of_type) -> tuple[
         return "observed", ""
     if event.type == ev.RULES_SET and not linked_before:
         return "stored", "published at link"
+    if event.type == ev.SETTING_CHANGED and event.payload.get("deferred"):
+        return "stored", "--no-restart: applied by the next publish (powersync:reconcile)"
     if last_intent_of_type[event.type] > event.version:
         return "superseded", ""
     return "pending", "no outcome recorded"

@@ -54,10 +54,12 @@ APP_JSON = {
 NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.sigil")
 
 
-def build_context() -> dict[str, bytes]:
+def build_context(cron: tuple = ()) -> dict[str, bytes]:
     """The files the derived image adds to /app. Their digest is part of the derived tag, so a
-    plugin update that changes one builds a new image and the next publish deploys it."""
-    return {"app.json": (json.dumps(APP_JSON, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes()}
+    plugin update that changes one builds a new image and the next publish deploys it. `cron`:
+    Dokku's app.json cron entries (`compact-schedule`)."""
+    app_json = {**APP_JSON, "cron": list(cron)} if cron else APP_JSON
+    return {"app.json": (json.dumps(app_json, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes()}
 
 
 # Runs inside the instance container. Redirects are not followed: a 3xx is not readiness.
@@ -198,9 +200,9 @@ class DockerEngine:
         assert found is not None
         return found
 
-    def build_derived(self, base: ImageView, base_reference: str, version: str) -> str:
-        """Build (or reuse) the one-layer image `FROM base` + build_context() in /app; return its tag."""
-        tag = derived_tag(base, version)
+    def build_derived(self, base: ImageView, base_reference: str, version: str, cron: tuple = ()) -> str:
+        """Build (or reuse) the one-layer image `FROM base` + build_context(cron) in /app; return its tag."""
+        tag = derived_tag(base, version, cron)
         existing = self.image(tag)
         if existing is not None and existing.labels.get(LABEL_DERIVED_TAG) == tag and existing.labels.get(LABEL_BASE_DIGEST) == base.digest:
             return tag
@@ -212,7 +214,7 @@ class DockerEngine:
         )
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as archive:
-            for name, raw in {"Dockerfile": dockerfile.encode(), **build_context()}.items():
+            for name, raw in {"Dockerfile": dockerfile.encode(), **build_context(cron)}.items():
                 info = tarfile.TarInfo(name)
                 info.size = len(raw)
                 info.mode = 0o644
@@ -320,9 +322,9 @@ class DockerEngine:
         return self._rules_verdicts[key]
 
 
-def derived_tag(base: ImageView, version: str) -> str:
+def derived_tag(base: ImageView, version: str, cron: tuple = ()) -> str:
     """The tag of the derived image of `base` (what build_derived builds, and dry runs compare)."""
-    files = hashlib.sha256(json.dumps({k: hashlib.sha256(v).hexdigest() for k, v in build_context().items()}).encode())
+    files = hashlib.sha256(json.dumps({k: hashlib.sha256(v).hexdigest() for k, v in build_context(cron).items()}).encode())
     return f"{DERIVED_REPOSITORY}:{version}-{base.digest.split(':', 1)[-1][:12]}-{files.hexdigest()[:8]}"
 
 

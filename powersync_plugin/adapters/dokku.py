@@ -212,6 +212,16 @@ class Dokku:
     def memory_limit(self, app: str, memory: str) -> None:
         self.run("resource:limit", "--memory", memory, app)
 
+    def deploy_options(self, app: str) -> list[str]:
+        """The app's deploy-phase docker options, one entry each (`docker-options:list`, 0.38)."""
+        return [line for line in self.run("docker-options:list", app, "--phase", "deploy").stdout.splitlines() if line.strip()]
+
+    def deploy_option_add(self, app: str, option: str) -> None:
+        self.run("docker-options:add", app, "deploy", option)
+
+    def deploy_option_remove(self, app: str, option: str) -> None:
+        self.run("docker-options:remove", app, "deploy", option)
+
     def vhosts(self, app: str) -> list[str]:
         return self.run("domains:report", app, "--domains-app-vhosts").stdout.split()
 

@@ -24,6 +24,8 @@ class Kind(enum.Enum):
     ADD_PORTS = "add ports"
     REMOVE_PORTS = "remove ports"
     SET_MEMORY = "set memory limit"
+    ADD_DOCKER_OPTION = "add deploy docker option"
+    REMOVE_DOCKER_OPTION = "remove deploy docker option"
     UNSET_CONFIG = "unset config"
     SET_CONFIG = "set config"
     DEPLOY_IMAGE = "deploy image"
@@ -57,6 +59,7 @@ LEGEND = {
     Kind.UNMOUNT: "-",
     Kind.UNSET_BACKEND_URL: "-",
     Kind.REMOVE_PORTS: "-",
+    Kind.REMOVE_DOCKER_OPTION: "-",
     Kind.UNLINK_DATABASE: "-",
     Kind.DROP_ROLE: "-",
     Kind.RESTART: "~",

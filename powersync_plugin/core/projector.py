@@ -10,11 +10,12 @@ from dataclasses import fields, replace
 from typing import Iterable, Optional
 
 from powersync_plugin.core import events as ev
+from powersync_plugin.core import service_settings
 from powersync_plugin.core.state import BackendLink, InstanceState, Outcome, RulesRevision
 
 _FIELDS = [field.name for field in fields(InstanceState)]
 _SEQUENCES = ("rules_history", "intents", "cleanup_keys", "cleanup_mounts", "audience")
-_MAPPINGS = ("outcomes", "rotation_undo", "upgrade_undo", "config_extras", "telemetry_undo")
+_MAPPINGS = ("outcomes", "rotation_undo", "upgrade_undo", "config_extras", "telemetry_undo", "settings_undo")
 
 
 class Draft:
@@ -168,6 +169,10 @@ def _setting(d: Draft, event: ev.StoredEvent) -> None:
     elif p["key"] == "telemetry":
         d.telemetry_undo[event.version] = d.telemetry
         d.telemetry = p["value"] == "on"
+    elif p["key"] in service_settings.FIELDS:
+        name = service_settings.FIELDS[p["key"]][0]
+        d.settings_undo[event.version] = (name, getattr(d, name))
+        setattr(d, name, service_settings.folded(p["key"], p["value"]))
 
 
 def _upgraded(d: Draft, event: ev.StoredEvent) -> None:
@@ -236,6 +241,9 @@ def _undo_failed_intent(d: Draft, cause: int) -> None:
         d.image, d.image_version, d.image_digest = d.upgrade_undo[cause]
     elif cause in d.telemetry_undo:
         d.telemetry = d.telemetry_undo[cause]
+    elif cause in d.settings_undo:
+        name, before = d.settings_undo[cause]
+        setattr(d, name, before)
     elif d.link is not None and d.link.version == cause:
         d.link = None
     elif d.current_rules is not None and d.current_rules.version == cause:

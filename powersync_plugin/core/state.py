@@ -66,6 +66,11 @@ class InstanceState:
     # own default (sharing on) decides, and the plugin renders no `telemetry` key of its own
     telemetry: Optional[bool] = None
     telemetry_undo: dict = field(default_factory=dict)  # setting version -> telemetry before it
+    # `powersync:set` service settings (core/service_settings.py); None: not set, upstream default
+    log_level: Optional[str] = None
+    metrics_port: Optional[int] = None
+    compact_schedule: Optional[str] = None
+    settings_undo: dict = field(default_factory=dict)  # setting version -> (field, value before it)
     rotation_undo: dict = field(default_factory=dict)  # rotation version -> link before it
     upgrade_undo: dict = field(default_factory=dict)  # upgrade version -> (image, version, digest)
     image_digest: Optional[str] = None
