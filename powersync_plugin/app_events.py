@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 
-from powersync_plugin import settings
+from powersync_plugin import settings, source_role
 from powersync_plugin.adapters.locks import Busy, instance_lock
 from powersync_plugin.backend import DERIVED_KEYS, instance_url
 from powersync_plugin.core import decisions
@@ -63,6 +63,7 @@ def _destroyed_by_dokku(s: Services, state: InstanceState) -> None:
         try:
             if s.dokku.postgres_exists(service):
                 left = drop_slots(s, state, service, proven) + drop_storage_database(s, state, service)
+                left += source_role.drop(s, state, service)
         except DomainError as exc:
             left = [Leftover(f"the slots and storage of {app} on {service}", str(exc).splitlines()[0],
                              f"list them with {list_slots_command(service, state.slot_prefix)}")]

@@ -16,8 +16,11 @@ from powersync_plugin import read_commands, settings, text_views
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.cli_journal import COMMANDS as JOURNAL_COMMANDS
 from powersync_plugin.cli_rules import COMMANDS as RULES_COMMANDS
+from powersync_plugin.cli_transfer import COMMANDS as TRANSFER_COMMANDS
+from powersync_plugin.cli_settings import COMMANDS as SETTINGS_COMMANDS
 from powersync_plugin.cli_options import (
     dry_run_option, format_option, info_flag_options, instance_argument, no_restart_option, no_wait_option,
+    source_role_option,
 )
 from powersync_plugin.usage import PLUGIN
 from powersync_plugin.wiring import Context
@@ -28,7 +31,7 @@ def _echo(lines: list[str]) -> None:
         click.echo(line)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True, commands=RULES_COMMANDS + JOURNAL_COMMANDS)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, add_help_option=True, commands=RULES_COMMANDS + JOURNAL_COMMANDS + TRANSFER_COMMANDS + SETTINGS_COMMANDS)
 def cli() -> None:
     """Run PowerSync Service instances as Dokku apps, with a journal of every change."""
 
@@ -57,12 +60,13 @@ def create(name: str, image: str, image_version: Optional[str], memory: str, sto
 @click.option("--kid", default=None, help="JWT key id the backend puts in its token header.")
 @click.option("--audience", multiple=True, help="Accepted JWT audience (repeatable) [default: the backend app name].")
 @click.option("--configure-source", is_flag=True, help="Set wal_level=logical on the source (restarts it).")
+@source_role_option
 @dry_run_option
-def link(name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...], configure_source: bool, dry_run: bool) -> None:
+def link(name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...], configure_source: bool, role_mode: str, dry_run: bool) -> None:
     """Link a backend app: derive the JWT key and source, deploy, set POWERSYNC_URL on it."""
     from powersync_plugin import linking
 
-    linking.link(Context().build(), name, backend, no_restart, kid, tuple(audience), configure_source, dry_run)
+    linking.link(Context().build(), name, backend, no_restart, kid, tuple(audience), configure_source, dry_run, role_mode)
 
 
 @cli.command("unlink")
@@ -167,26 +171,6 @@ def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
     from powersync_plugin import adoption
 
     adoption.adopt(Context().build(), name, backend, dry_run)
-
-
-@cli.command("set")
-@click.argument("args", nargs=-1, metavar="<name> <key> <value>")
-@click.option("--global", "global_", is_flag=True, help="Plugin-wide: `--global image-version X.Y.Z` for new instances.")
-@dry_run_option
-def set_command(args: tuple[str, ...], global_: bool, dry_run: bool) -> None:
-    """Change a setting: `<name> auto-rotate true|false`, `<name> telemetry on|off`, or `--global image-version X.Y.Z`."""
-    from powersync_plugin import settings_commands
-
-    if global_:
-        if len(args) != 2:
-            raise click.UsageError("Usage: dokku powersync:set --global image-version X.Y.Z")
-        if dry_run:
-            raise click.UsageError("--dry-run is for an instance's settings: --global changes only new instances")
-        settings_commands.set_global(Context().build(), *args)
-        return
-    if len(args) != 3:
-        raise click.UsageError("Usage: dokku powersync:set <name> auto-rotate true|false | telemetry on|off")
-    settings_commands.set_setting(Context().build(), *args, dry_run=dry_run)
 
 
 @cli.command("rotate")

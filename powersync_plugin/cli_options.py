@@ -28,6 +28,15 @@ def no_wait_option(func):
     )(func)
 
 
+def source_role_option(func):
+    return click.option(
+        "--source-role", "role_mode", type=click.Choice(["superuser", "dedicated"]), default="superuser",
+        metavar="ROLE", show_default=True,
+        help="superuser: replicate as the backend's DATABASE_URL user; dedicated: as a role of the instance's "
+        "own (LOGIN REPLICATION, SELECT on the published tables, owner of its storage), dropped at unlink.",
+    )(func)
+
+
 def no_restart_option(func):
     return click.option("--no-restart", is_flag=True, help="Do not restart the backend app.")(func)
 

@@ -5,7 +5,7 @@ import secrets
 import shutil
 from typing import Callable, Optional
 
-from powersync_plugin import settings
+from powersync_plugin import settings, source_role
 from powersync_plugin.backend import backend_secrets
 from powersync_plugin.core import decisions, derive
 from powersync_plugin.core.errors import DomainError
@@ -51,14 +51,8 @@ def create(
             return
         s.out.header(f"Creating PowerSync instance {name}")
 
-        def make_app(_: InstanceState) -> None:
-            s.dokku.apps_create(name)
-            s.dokku.ports_add(name, *INSTANCE_PORTS)
-            s.dokku.memory_limit(name, f"{memory_mb}m")
-            s.dokku.config_set(name, env, restart=False)
-
         commit(
-            s, state, new_events, make_app,
+            s, state, new_events, lambda _: make_instance_app(s, name, memory_mb, env),
             undo=lambda _: s.dokku.app_exists(name) and s.dokku.apps_destroy(name),
             failed=lambda exc, restored: f"Creating {name} failed: {exc}\n" + restored_text(restored, f"app {name} removed"),
         )
@@ -66,6 +60,16 @@ def create(
         s.out.detail(f"Memory: {memory_mb}m, Node heap {decisions.node_heap_megabytes(memory_mb)} MB")
         s.out.detail(f"Storage: {new_events[0].payload['storage']}")
         s.out.step(f"Next: dokku powersync:set-rules {name} < sync-rules.yaml; dokku powersync:link {name} <backend-app>")
+
+
+def make_instance_app(s: Services, name: str, memory_mb: int, env: dict[str, str], domains: tuple[str, ...] = ()) -> None:
+    """The Dokku app of a new instance (create, import): nothing deployed until a backend is linked."""
+    s.dokku.apps_create(name)
+    if domains:  # before the ports: Dokku's domains:set empties the ports map
+        s.dokku.domains_set(name, *domains)
+    s.dokku.ports_add(name, *INSTANCE_PORTS)
+    s.dokku.memory_limit(name, f"{memory_mb}m")
+    s.dokku.config_set(name, env, restart=False)
 
 
 def upgrade(s: Services, name: str, image: Optional[str], image_version: Optional[str], force: bool, dry_run: bool) -> None:
@@ -119,6 +123,7 @@ def destroy(s: Services, name: str, force: bool, confirm: Callable[[str], bool],
             actions.append(Action(Kind.DROP_SLOTS, service, detail=f"{state.slot_prefix}* (any left)"))
         if state.storage_database and service:
             actions.append(Action(Kind.DROP_STORAGE, service, detail=state.storage_database))
+        actions.extend(source_role.drop_actions(state, service))
         actions.append(Action(Kind.DESTROY_APP, name))
         if dry_run:
             s.print_plan(Plan(tuple(actions)))
@@ -138,7 +143,7 @@ def apply_destroy(s: Services, state: InstanceState) -> None:
     name = state.name
     service = state.last_postgres_service
     if service and s.dokku.postgres_exists(service):
-        require_dropped(s, drop_slots(s, state, service) + drop_storage_database(s, state, service))
+        require_dropped(s, drop_slots(s, state, service) + drop_storage_database(s, state, service) + source_role.drop(s, state, service))
     if s.dokku.app_exists(name):
         s.out.step(f"Destroying app {name}")
         s.dokku.apps_destroy(name)

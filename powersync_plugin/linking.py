@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+from powersync_plugin import access, source_role
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
 from powersync_plugin.adapters.preload import Preload
 from powersync_plugin.backend import (
@@ -28,10 +29,11 @@ CHECK_SUBJECT = "dokku-powersync-link-check"
 
 def link(
     s: Services, name: str, backend: str, no_restart: bool, kid: Optional[str], audience: tuple[str, ...],
-    configure_source: bool, dry_run: bool,
+    configure_source: bool, dry_run: bool, role_mode: str = source_role.SUPERUSER,
 ) -> None:
     check_app_name(name)
     check_existing_app_name(backend)
+    access.require_app(s, "powersync:link", backend, f"linking copies {backend}'s SECRET_KEY into {name}")
     with changing(s, name, dry_run) as state:
         decisions.require_linkable(state, backend)
         _require_backend_free(name, backend)
@@ -72,6 +74,7 @@ def link(
             state, backend, service, derive.fingerprint(source_uri), derive.fingerprint(secret_key),
             audience or (backend,), kid, url, storage_db, sslmode, sslmode,
         )
+        new_events = source_role.plan_link(s, state, role_mode, backend, service, new_events)
         preload.wait()
         if state.current_rules is not None and not s.is_running(name):
             # rules recorded before set-rules checked them offline would make the service exit
@@ -83,6 +86,7 @@ def link(
                 actions.append(Action(Kind.LINK_DATABASE, name, detail=f"postgres service {service}"))
             if storage_db:
                 actions.append(Action(Kind.CREATE_STORAGE, service or "", detail=storage_db))
+            actions.extend(source_role.planned_actions(state, role_mode, service))
             actions.extend(preview_plan(s, apply_preview(state, new_events)).actions)
             if sets_url:
                 actions.append(Action(Kind.SET_BACKEND_URL, backend, detail=url, restarts=not no_restart))
@@ -103,6 +107,7 @@ def link(
             source_from_link = derive.normalise_source_uri(linked_uri)[0]
             if storage_db:
                 ensure_storage_database(s, service, storage_db)
+            source_from_link = source_role.prepare(s, state, service, source_from_link)
             storage = storage_uri(state, source_from_link, instance_env)
             s.out.redactor.add(source_from_link, storage or "")
             publish(s, state, BackendSecrets(secret_key, source_from_link, storage))
@@ -117,7 +122,7 @@ def link(
 
         commit(
             s, state, new_events, deploy, then=give_backend_url,
-            undo=lambda _: _undo_link(s, name, service, linked_database, was_running),
+            undo=lambda _: _undo_link(s, s.load(name), service, linked_database, was_running),
             failed=lambda exc, restored: f"Linking {name} to {backend} failed: {exc}\n"
             + restored_text(restored, f"{name} unlinked and its derived config removed; {backend} untouched"),
         )
@@ -151,16 +156,19 @@ def _prove_auth(s: Services, state: InstanceState, secret_key: str) -> None:
     s.out.step(f"Auth checked end to end: a token signed like {state.link.backend}'s opened a sync stream")
 
 
-def _undo_link(s: Services, name: str, service: Optional[str], linked_database: bool, was_running: bool) -> None:
+def _undo_link(s: Services, state: InstanceState, service: Optional[str], linked_database: bool, was_running: bool) -> None:
+    name = state.name
     if not was_running and s.is_running(name):
         s.dokku.stop(name)
     keys = [key for key in DERIVED_KEYS if key in s.dokku.config_keys(name)]
     s.dokku.config_unset(name, keys, restart=False)
     if linked_database and service:
         s.dokku.postgres_unlink(service, name)
+    require_dropped(s, source_role.drop(s, state, service))
 
 
 def unlink(s: Services, name: str, backend: str, no_restart: bool, keep_slots: bool, dry_run: bool) -> None:
+    access.require_app(s, "powersync:unlink", backend, f"unlinking removes {backend}'s POWERSYNC_URL and restarts it")
     with changing(s, name, dry_run) as state:
         new_events = decisions.decide_unlink(state, backend, keep_slots)
         service, url = state.link.postgres_service, state.link.url
@@ -191,7 +199,7 @@ def _unlink_plan(s: Services, state: InstanceState, backend: str, no_restart: bo
     if service:
         actions.append(Action(Kind.UNLINK_DATABASE, name, detail=f"postgres service {service}"))
     actions.append(Action(Kind.UNSET_CONFIG, name, keys=DERIVED_KEYS))
-    return Plan(tuple(actions))
+    return Plan(tuple(actions + source_role.drop_actions(state, service)))
 
 
 def apply_unlink(
@@ -222,6 +230,7 @@ def apply_unlink(
         s.dokku.postgres_unlink(service, name)
     keys = [k for k in DERIVED_KEYS + ("DATABASE_URL",) if k in s.dokku.config_keys(name)]
     s.dokku.config_unset(name, keys, restart=False)
+    require_dropped(s, source_role.drop(s, state, service))
 
 
 def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
@@ -252,11 +261,13 @@ def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
             s.record(state, [ev.NewEvent(ev.BACKEND_CHANGED, {"cause": cause})])
             s.out.warn(f"{name} is now stale ({cause}); auto-rotate is off: run `dokku powersync:rotate {name}`")
             return
+        source_role.refresh_grants(s, state)
         new_events = decisions.decide_rotation(state, derive.fingerprint(secret_key), derive.fingerprint(source_uri), cause)
         if not new_events:
             s.out.step(f"{name} already uses {backend}'s current secret and source")
             return
         s.out.header(f"Rotating {name}: {cause}")
         state = s.record(state, new_events)
+        source_uri = source_role.as_role(state, source_uri)
         storage = storage_uri(state, source_uri, s.dokku.config(name))
         publish_or_restore(s, state, BackendSecrets(secret_key, source_uri, storage), state.version)

@@ -10,11 +10,11 @@ import base64
 import time
 from typing import Optional
 
-from powersync_plugin import rules_delivery, settings
+from powersync_plugin import host_settings, rules_delivery, settings
 from powersync_plugin.adapters.docker_engine import ImageView, derived_tag
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
 from powersync_plugin.backend import DERIVED_KEYS, BackendSecrets
-from powersync_plugin.core import config_render, decisions, derive
+from powersync_plugin.core import config_render, derive, service_settings
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.planner import Action, Kind, Observed, Plan, plan_publish
@@ -34,7 +34,7 @@ def desired_env(state: InstanceState, backend_secrets: BackendSecrets) -> dict[s
         "PS_SECRET_KEY_B64": derive.secret_key_b64(backend_secrets.secret_key),
         "PS_DATA_SOURCE_URI": backend_secrets.source_uri,
         "PS_API_TOKEN": state.api_token,
-        "NODE_OPTIONS": f"--max-old-space-size={decisions.node_heap_megabytes(state.memory_mb)}",
+        "NODE_OPTIONS": service_settings.node_options(state.memory_mb),
     }
     if backend_secrets.storage_uri:
         env["PS_STORAGE_SOURCE_URI"] = backend_secrets.storage_uri
@@ -56,12 +56,14 @@ def publish_plan(state: InstanceState, observed: Observed, image: str, env: Opti
     if env is None:  # a dry run: compare only what can be known without reading secrets
         env = {key: observed.env[key] for key in DERIVED_KEYS if key in observed.env}
         env["POWERSYNC_CONFIG_B64"] = rendered_config_b64(state)
+        env["NODE_OPTIONS"] = service_settings.node_options(state.memory_mb)
     return plan_publish(state.name, env, image, observed, state.cleanup_keys, state.cleanup_mounts)
 
 
 def preview_plan(s: Services, state: InstanceState) -> Plan:
     """The publish a dry run would make: against the derived tag a real run would build."""
-    return publish_plan(state, observe(s, state.name), derived_tag_preview(s, state))
+    plan = publish_plan(state, observe(s, state.name), derived_tag_preview(s, state))
+    return host_settings.extend(plan, state, host_settings.observe_host(s, state.name))
 
 
 def base_image(s: Services, state: InstanceState) -> tuple[str, ImageView]:
@@ -73,20 +75,26 @@ def base_image(s: Services, state: InstanceState) -> tuple[str, ImageView]:
     return reference, image
 
 
+def derived_cron(state: InstanceState) -> tuple:
+    """The app.json cron entries the instance's image carries (`compact-schedule`)."""
+    return tuple(service_settings.compact_cron(state.compact_schedule))
+
+
 def derived_tag_preview(s: Services, state: InstanceState) -> str:
     reference = f"{state.image}:{state.image_version}"
     image = s.docker.image(reference)
-    return f"(derived from {reference})" if image is None else derived_tag(image, state.image_version)
+    return f"(derived from {reference})" if image is None else derived_tag(image, state.image_version, derived_cron(state))
 
 
 def publish(s: Services, state: InstanceState, backend_secrets: BackendSecrets, wait_rules: bool = True) -> None:
     """Apply the desired config with at most one restart, gated on readiness."""
     name = state.name
     reference, base = base_image(s, state)
-    tag = s.docker.build_derived(base, reference, state.image_version)
+    tag = s.docker.build_derived(base, reference, state.image_version, derived_cron(state))
     env = desired_env(state, backend_secrets)
     s.out.redactor.add(*env.values())
     plan = publish_plan(state, observe(s, name), tag, env)
+    plan = host_settings.extend(plan, state, host_settings.observe_host(s, name))
     for action in plan.actions:
         _execute(s, action, env, tag)
     if plan.restarts:
@@ -102,7 +110,9 @@ def publish(s: Services, state: InstanceState, backend_secrets: BackendSecrets, 
 
 def _execute(s: Services, action: Action, env: dict[str, str], tag: str) -> None:
     app, out, dokku = action.app, s.out, s.dokku
-    if action.kind is Kind.REMOVE_PORTS:
+    if action.kind in host_settings.KINDS:
+        host_settings.execute(s, action)
+    elif action.kind is Kind.REMOVE_PORTS:
         out.step(f"Removing port mapping {action.detail} (http:80 must reach PowerSync's 8080)")
         dokku.ports_remove(app, *action.detail.split())
     elif action.kind is Kind.ADD_PORTS:
@@ -182,10 +192,12 @@ def publish_or_restore(
     name = state.name
     previous_env = s.dokku.config(name)
     previous_image = s.dokku.source_image(name)
+    previous_host = host_settings.observe_host(s, name)
 
     def undo(exc: DomainError) -> None:
         s.out.warn(f"Publishing failed: {first_line(exc)}")
         s.out.step("Restoring the previous config and image")
+        host_settings.restore(s, name, previous_host)
         _restore(s, state, previous_env, previous_image)
 
     settle(

@@ -20,7 +20,8 @@ HISTORY_DEFAULT_LIMIT = 256  # like `helm history --max`: the newest rows; --all
 INFO_FLAGS = (
     "name", "status", "image", "image-version", "memory", "storage", "storage-database", "linked-backend",
     "postgres-service", "url", "audience", "kid", "rules-revision", "rules-digest", "rules-state", "slot-prefix", "api-token",
-    "journal-revision", "pending-change", "auto-rotate", "telemetry", "stale",
+    "journal-revision", "pending-change", "auto-rotate", "telemetry", "log-level", "metrics", "compact-schedule",
+    "stale", "source-role",
 )
 FORMATS = ("stdout", "json")
 

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Optional
 
-from powersync_plugin.core import config_render
+from powersync_plugin.core import config_render, service_settings
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.redact import MASK, mask_config_secrets
@@ -38,7 +38,11 @@ def info_fields(state: InstanceState, status: str) -> dict[str, str]:
         "pending-change": str(state.pending_intent) if state.pending_intent else "-",
         "auto-rotate": "true" if state.auto_rotate else "false",
         "telemetry": "on" if config_render.telemetry_sharing(state) else "off",
+        "log-level": service_settings.current(state, "log-level"),
+        "metrics": service_settings.current(state, "metrics"),
+        "compact-schedule": service_settings.current(state, "compact-schedule"),
         "stale": state.stale_cause or "-",
+        "source-role": source_role_text(state),
     }
 
 
@@ -50,6 +54,13 @@ def rules_state_text(state: InstanceState) -> str:
     if activation == "deploying" and state.rules_active:
         return f"deploying (r{state.rules_active} serving)"
     return activation or "-"
+
+
+def source_role_text(state: InstanceState) -> str:
+    """How the instance connects to its source: as the backend's DSN user, or its own role."""
+    if state.link is None:
+        return "-"
+    return f"dedicated ({state.link.source_role})" if state.link.source_role else "superuser"
 
 
 def summary_json(state: InstanceState) -> str:
@@ -92,7 +103,7 @@ class HistoryRow:
 
 
 LINK_OPENING = (ev.BACKEND_LINKED, ev.INSTANCE_ADOPTED)
-LINK_CLOSING = (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED)
+LINK_CLOSING = (ev.BACKEND_UNLINKED, ev.INSTANCE_DESTROYED, ev.INSTANCE_IMPORTED)
 RULES_CARRIERS = (ev.RULES_SET, ev.INSTANCE_ADOPTED)
 
 
@@ -156,6 +167,8 @@ def _status(event, linked_before: bool, outcomes, last_intent_of_type) -> tuple[
         return "observed", ""
     if event.type == ev.RULES_SET and not linked_before:
         return "stored", "published at link"
+    if event.type == ev.SETTING_CHANGED and event.payload.get("deferred"):
+        return "stored", "--no-restart: applied by the next publish (powersync:reconcile)"
     if last_intent_of_type[event.type] > event.version:
         return "superseded", ""
     return "pending", "no outcome recorded"
@@ -198,6 +211,11 @@ def _describe(event: ev.StoredEvent) -> str:
         return f"Rules r{p['revision']} active on the service{took}" + (f" (slot {p['slot']})" if p.get("slot") else "")
     if event.type == ev.RULES_ACTIVATION_FAILED:
         return f"Rules r{p['revision']} did not become active: {p['reason']}"
+    if event.type == ev.INSTANCE_IMPORTED:
+        return (
+            f"Imported from {p['from_host']} (export of {p['exported_at']}, format {p['format_version']}; "
+            f"the revisions before are the export's)"
+        )
     if event.type == ev.BACKEND_RENAMED:
         return f"Backend {p['from']} renamed to {p['to']} (apps:rename)"
     return event.type
@@ -225,7 +243,7 @@ def masked_payload(payload: dict) -> dict:
     """An event payload for display: generated secrets masked, rules summarised."""
     shown = {}
     for key, value in payload.items():
-        if key == "api_token":
+        if key in ("api_token", "source_role_password"):
             shown[key] = MASK
         elif key == "content":
             shown[key] = f"<{len(value.encode())} bytes, {value.count(chr(10))} lines>"

@@ -31,7 +31,7 @@ def summary(name: str, journal: Optional[Journal] = None) -> dict:
     found = journal.summaries(name).get(name)
     if found and found[0] == found[1]:
         row = json.loads(found[2])
-        if "telemetry" in row["fields"]:  # rows stored before the telemetry setting lack it: refold
+        if {"source-role", "compact-schedule"} <= set(row["fields"]):  # rows stored before the newest fields lack them: refold
             return row
     from powersync_plugin.core.projector import project
     from powersync_plugin.read_model import summary_json

@@ -15,7 +15,7 @@ from powersync_plugin.core.state import InstanceState
 from powersync_plugin.lifecycle import apply_destroy
 from powersync_plugin.linking import apply_unlink
 from powersync_plugin.pipeline import changing, settle
-from powersync_plugin.publishing import base_image, derived_tag_preview, desired_env, observe, publish_or_restore, publish_plan
+from powersync_plugin.publishing import base_image, derived_cron, derived_tag_preview, desired_env, observe, publish_or_restore, publish_plan
 from powersync_plugin.services import Services
 
 
@@ -47,7 +47,7 @@ def reconcile_locked(s: Services, state: InstanceState, dry_run: bool) -> None:
         tag = derived_tag_preview(s, state)
     else:
         reference, base = base_image(s, state)
-        tag = s.docker.build_derived(base, reference, state.image_version)
+        tag = s.docker.build_derived(base, reference, state.image_version, derived_cron(state))
     observed = observe(s, name)
     plan = publish_plan(state, observed, tag, desired_env(state, secrets))
     rules = _rules_on_service(s, state) if observed.running and not plan.actions else None

@@ -31,6 +31,30 @@ def mask_config_secrets(node):
     return node
 
 
+def env_for_config_secrets(node, path: str = ""):
+    """For an export: a copy of a JSON-safe config fragment (adopted extras) in which every string
+    written inline under a key named like a password, secret, token or key reads a PS_* config
+    var instead ({"$env": NAME}, PowerSync's `!env NAME`), and the (dotted path, NAME) pairs of
+    those values. The value itself stays out of the file; the importing host sets NAME."""
+    found: list[tuple[str, str]] = []
+
+    def walk(value, where: str, secret: bool):
+        if isinstance(value, dict):
+            if set(value) == {"$env"}:
+                return value
+            return {key: walk(item, f"{where}.{key}" if where else str(key), bool(_SECRET_CONFIG_KEY.search(str(key))))
+                    for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item, f"{where}[{index}]", secret) for index, item in enumerate(value)]
+        if secret and isinstance(value, str):
+            name = "PS_" + re.sub(r"[^A-Z0-9]+", "_", where.upper()).strip("_")
+            found.append((where, name))
+            return {"$env": name}
+        return value
+
+    return walk(node, path, False), found
+
+
 @dataclass
 class Redactor:
     secrets: set[str] = field(default_factory=set)

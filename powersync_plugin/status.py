@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import time
 
+from powersync_plugin import access
 from powersync_plugin.adapters.powersync_api import PowerSyncApi, ServiceUnreachable, summarize_diagnostics
 from powersync_plugin.backend import backend_values
 from powersync_plugin.core import config_render, decisions, derive
@@ -62,6 +63,7 @@ def token(s: Services, name: str, subject: str, ttl: int, claims: dict[str, str]
     decisions.require_live(state)
     if state.link is None:
         raise DomainError(f"{name} is not linked: a token is signed with the backend's SECRET_KEY")
+    access.require_app(s, "powersync:token", state.link.backend, f"{name}'s tokens are signed with {state.link.backend}'s SECRET_KEY")
     secret_key, _ = backend_values(state.link.backend, s.dokku.config(state.link.backend))
     now = int(time.time())
     payload = {**claims, "sub": subject, "aud": state.audience[0], "iat": now, "exp": now + ttl}

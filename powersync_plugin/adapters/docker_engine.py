@@ -16,6 +16,7 @@ import re
 import tarfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
@@ -47,6 +48,19 @@ APP_JSON = {
         ]
     }
 }
+
+# Dokku's nginx reads nginx.conf.sigil from the image's WORKDIR (/app) at every build and keeps
+# it for proxy:build-config: Dokku's default server block, minus the admin and sync-rules APIs.
+NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.sigil")
+
+
+def build_context(cron: tuple = ()) -> dict[str, bytes]:
+    """The files the derived image adds to /app. Their digest is part of the derived tag, so a
+    plugin update that changes one builds a new image and the next publish deploys it. `cron`:
+    Dokku's app.json cron entries (`compact-schedule`)."""
+    app_json = {**APP_JSON, "cron": list(cron)} if cron else APP_JSON
+    return {"app.json": (json.dumps(app_json, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes()}
+
 
 # Runs inside the instance container. Redirects are not followed: a 3xx is not readiness.
 # Headers (API token, JWTs) and the body travel in the exec's environment, which Docker receives
@@ -186,9 +200,9 @@ class DockerEngine:
         assert found is not None
         return found
 
-    def build_derived(self, base: ImageView, base_reference: str, version: str) -> str:
-        """Build (or reuse) the one-layer image `FROM base` + /app/app.json; return its tag."""
-        tag = derived_tag(base, version)
+    def build_derived(self, base: ImageView, base_reference: str, version: str, cron: tuple = ()) -> str:
+        """Build (or reuse) the one-layer image `FROM base` + build_context(cron) in /app; return its tag."""
+        tag = derived_tag(base, version, cron)
         existing = self.image(tag)
         if existing is not None and existing.labels.get(LABEL_DERIVED_TAG) == tag and existing.labels.get(LABEL_BASE_DIGEST) == base.digest:
             return tag
@@ -196,12 +210,11 @@ class DockerEngine:
             f"FROM {base.id}\n"
             f'LABEL {LABEL_BASE_IMAGE}="{base_reference}" {LABEL_BASE_DIGEST}="{base.digest}" '
             f'{LABEL_BASE_VERSION}="{version}" {LABEL_DERIVED_TAG}="{tag}"\n'
-            "COPY app.json /app/app.json\n"
+            f"COPY {' '.join(build_context())} /app/\n"
         )
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as archive:
-            for name, data in (("Dockerfile", dockerfile), ("app.json", json.dumps(APP_JSON, indent=2) + "\n")):
-                raw = data.encode()
+            for name, raw in {"Dockerfile": dockerfile.encode(), **build_context(cron)}.items():
                 info = tarfile.TarInfo(name)
                 info.size = len(raw)
                 info.mode = 0o644
@@ -317,9 +330,10 @@ class DockerEngine:
         return self._rules_verdicts[key]
 
 
-def derived_tag(base: ImageView, version: str) -> str:
+def derived_tag(base: ImageView, version: str, cron: tuple = ()) -> str:
     """The tag of the derived image of `base` (what build_derived builds, and dry runs compare)."""
-    return f"{DERIVED_REPOSITORY}:{version}-{base.digest.split(':', 1)[-1][:12]}"
+    files = hashlib.sha256(json.dumps({k: hashlib.sha256(v).hexdigest() for k, v in build_context(cron).items()}).encode())
+    return f"{DERIVED_REPOSITORY}:{version}-{base.digest.split(':', 1)[-1][:12]}-{files.hexdigest()[:8]}"
 
 
 def _view(container) -> ContainerView:

@@ -4,6 +4,11 @@ Every call into Dokku goes through `Dokku.run`, so the surface the plugin depend
 harness reproduces) is the list of methods below. Output of Dokku commands is captured, never
 streamed: `config:set` / `config:import` echo values in clear text, so only redacted tails are ever
 shown. No secret goes on a `dokku` command line: values travel on stdin (config_set).
+
+Access: Dokku runs its `user-auth` trigger (dokku-acl implements it) with SSH_USER, SSH_NAME and
+the user's command line before the plugin starts. The plugin's own calls are its work, not new
+requests of the user, so they run as root's (`internal_env`); what they reach beyond the checked
+instance is checked first with `user_auth`, through the same trigger.
 """
 from __future__ import annotations
 
@@ -36,6 +41,24 @@ def call_timeout(args: Sequence[str]) -> float:
 NO_CHANGES = "No changes detected"
 
 
+def identity() -> tuple[str, str]:
+    """Who Dokku authorised this command for: `dokku_auth` exports SSH_USER=${SSH_USER:=$USER}
+    (root on the host, dokku over SSH) and SSH_NAME=${NAME:=default} (the SSH key's name)."""
+    user = os.environ.get("SSH_USER") or os.environ.get("USER", "")
+    return user, os.environ.get("SSH_NAME") or os.environ.get("NAME") or "default"
+
+
+def internal_env() -> dict[str, str]:
+    """The environment of the plugin's own `dokku` calls. Every `dokku` run asks user-auth again
+    with the inherited identity, so an ACL plugin would refuse a user's `powersync:link` at the
+    plugin's `apps:exists` unless the host granted that user every core command the plugin uses
+    (and with them, every app). Dokku's own plugins call triggers, which are not asked; the plugin
+    does what Dokku does as root on the host instead, and keeps SSH_NAME/NAME for the audit trail."""
+    env = dict(os.environ)
+    env["SSH_USER"] = "root"
+    return env
+
+
 class DokkuCommandFailed(DomainError):
     def __init__(self, message: str, returncode: int, output: str = ""):
         super().__init__(message)
@@ -56,9 +79,10 @@ class Dokku:
     redactor: Redactor
     timer: CallTimer = field(default_factory=CallTimer)
     binary: str = "dokku"
+    plugn: str = "plugn"
 
     def run(self, *args: str, input: Optional[str] = None, check: bool = True) -> subprocess.CompletedProcess:
-        env = dict(os.environ)
+        env = internal_env()
         env["DOKKU_QUIET_OUTPUT"] = "1"
         timeout = call_timeout(args)
         started = time.monotonic()
@@ -90,10 +114,35 @@ class Dokku:
         """Run a Dokku command with the user's terminal (logs, ps:*): its output is Dokku's own."""
         started = time.monotonic()
         try:
-            return subprocess.run([self.binary, *args]).returncode
+            return subprocess.run([self.binary, *args], env=internal_env()).returncode
         finally:
             self.timer.seconds += time.monotonic() - started
             self.timer.calls += 1
+
+    def user_auth(self, *args: str) -> Optional[str]:
+        """Ask Dokku's `user-auth` trigger, exactly as `dokku` asks it before every command,
+        whether the user who ran this command may run `args`: None when allowed, else the
+        trigger's own words (which never tell whether an app exists)."""
+        user, name = identity()
+        timeout = settings.seconds("POWERSYNC_DOKKU_TIMEOUT", 120)
+        started = time.monotonic()
+        try:
+            result = subprocess.run(
+                [self.plugn, "trigger", "user-auth", user, name, *args], input="", capture_output=True, text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise DokkuCommandFailed(
+                f"`plugn trigger user-auth` did not answer within {timeout:g}s: check the host's ACL plugins, or "
+                "allow more time with POWERSYNC_DOKKU_TIMEOUT=<seconds>", TIMED_OUT,
+            ) from None
+        finally:
+            self.timer.seconds += time.monotonic() - started
+            self.timer.calls += 1
+        if result.returncode == 0:
+            return None
+        lines = [line.removeprefix(" !     ").strip() for line in (result.stderr + result.stdout).splitlines()]
+        return self.redactor.text("; ".join(line for line in lines if line)) or f"user-auth exited {result.returncode}"
 
     def failure(self, args: Sequence[str], result: subprocess.CompletedProcess) -> DokkuCommandFailed:
         output = self.redactor.text((result.stdout or "") + (result.stderr or ""))
@@ -163,8 +212,21 @@ class Dokku:
     def memory_limit(self, app: str, memory: str) -> None:
         self.run("resource:limit", "--memory", memory, app)
 
+    def deploy_options(self, app: str) -> list[str]:
+        """The app's deploy-phase docker options, one entry each (`docker-options:list`, 0.38)."""
+        return [line for line in self.run("docker-options:list", app, "--phase", "deploy").stdout.splitlines() if line.strip()]
+
+    def deploy_option_add(self, app: str, option: str) -> None:
+        self.run("docker-options:add", app, "deploy", option)
+
+    def deploy_option_remove(self, app: str, option: str) -> None:
+        self.run("docker-options:remove", app, "deploy", option)
+
     def vhosts(self, app: str) -> list[str]:
         return self.run("domains:report", app, "--domains-app-vhosts").stdout.split()
+
+    def domains_set(self, app: str, *domains: str) -> None:
+        self.run("domains:set", app, *domains)
 
     def tls_enabled(self, app: str) -> bool:
         """True when the app has a certificate, whatever installed it (certs:add, letsencrypt)."""

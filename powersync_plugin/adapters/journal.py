@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the events' dataclasses cost a read that uses only summarie
 # The Alembic head this code reads and writes; a test keeps it equal to migrations/versions.
 SCHEMA_REVISION = "0002"
 _COLUMNS = "sequence, stream, version, type, schema, payload, recorded_at, actor, command"
+_COPIED = ("version", "type", "schema", "payload", "recorded_at", "actor", "command")  # a row without its stream
 
 
 class JournalError(DomainError):
@@ -169,24 +170,39 @@ class Journal:
         from powersync_plugin.adapters.journal_schema import events_table
 
         recorded_at = _timestamp(None)
-        columns = ("version", "type", "schema", "payload", "recorded_at", "actor", "command")
         with self._transaction(f"{old} or {new}") as connection:
             current = self._head_in(connection, old)
             if current != old_version:
                 raise ConcurrencyError(f"{old} changed concurrently (at revision {current}, expected {old_version}): retry")
-            if self._head_in(connection, new):
-                raise JournalError(
-                    f"The journal already holds the history of another instance named {new}; "
-                    "its history cannot be merged: rename to a name never used by an instance"
-                )
             copied = connection.execute(
-                select(*(events_table.c[name] for name in columns))
+                select(*(events_table.c[name] for name in _COPIED))
                 .where(events_table.c.stream == old).order_by(events_table.c.version)
             ).all()
-            for values in copied:
-                connection.execute(events_table.insert().values(stream=new, **dict(zip(columns, values))))
-            for stream, item in ((new, renamed_from), (old, renamed)):
-                connection.execute(events_table.insert().values(**_row(stream, old_version + 1, item, recorded_at, actor, command)))
+            rows = [dict(zip(_COPIED, values)) for values in copied]
+            self._write_continued(connection, new, rows, _row(new, old_version + 1, renamed_from, recorded_at, actor, command))
+            connection.execute(events_table.insert().values(**_row(old, old_version + 1, renamed, recorded_at, actor, command)))
+
+    def import_stream(self, stream: str, rows: Sequence[dict], imported: NewEvent, actor: str, command: str) -> None:
+        """`powersync:import`, in one transaction: `stream` receives the exported events as they
+        were recorded (versions, times, actors, commands; payloads as the export left them), then
+        `imported`. Refused when the journal holds any event of `stream`."""
+        with self._transaction(stream) as connection:
+            self._write_continued(connection, stream, rows, _row(stream, len(rows) + 1, imported, _timestamp(None), actor, command))
+
+    def _write_continued(self, connection, stream: str, rows: Sequence[dict], then: dict) -> None:
+        """Write `rows` (the _COPIED columns, versions 1..n) to an unused stream, then the row `then`."""
+        from powersync_plugin.adapters.journal_schema import events_table
+
+        if self._head_in(connection, stream):
+            raise JournalError(
+                f"The journal already holds the history of another instance named {stream}; "
+                "its history cannot be merged: use a name never used by an instance on this host"
+            )
+        for values in rows:
+            payload = values["payload"]
+            values = {**values, "payload": payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True)}
+            connection.execute(events_table.insert().values(stream=stream, **{name: values[name] for name in _COPIED}))
+        connection.execute(events_table.insert().values(**then))
 
     def history_window(self, stream: str, limit: int, types: Optional[Sequence[str]] = None) -> int:
         """The version where the last `limit` shown events (not outcomes; of `types` if given) start."""

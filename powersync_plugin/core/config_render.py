@@ -58,6 +58,10 @@ def desired_config(state: InstanceState) -> dict[str, Any]:
         # PowerSync v1.25.0 packages/types PowerSyncConfig.ts: `telemetry.disable_telemetry_sharing`
         # is a required boolean whenever `telemetry` is present (adopted `prometheus_port` merges in)
         config["telemetry"] = {"disable_telemetry_sharing": not state.telemetry}
+    if state.metrics_port is not None:  # v1.25.0 `telemetry.prometheus_port`, beside the required flag
+        config["telemetry"] = {"disable_telemetry_sharing": not telemetry_sharing(state), "prometheus_port": state.metrics_port}
+    if state.log_level is not None:  # v1.25.0 LoggingConfig `system.logging.level`
+        config["system"] = {"logging": {"level": state.log_level}}
     return _merge_extras(config, from_json_safe(state.config_extras))
 
 

@@ -9,35 +9,19 @@ from typing import Optional
 
 from powersync_plugin.core import config_render
 from powersync_plugin.core import events as ev
+from powersync_plugin.core import service_settings
+from powersync_plugin.core.service_settings import memory_megabytes, node_heap_megabytes  # noqa: F401 (callers use them here)
 from powersync_plugin.core.derive import rules_digest
 from powersync_plugin.core.errors import DomainError, UsageProblem
 from powersync_plugin.core.names import check_app_name, check_existing_app_name, slot_prefix
 from powersync_plugin.core.state import InstanceState, RulesRevision
 
 STORAGE_MODES = ("separate-database", "same-database")
-_MEMORY = re.compile(r"^(\d+)([mMgG])$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 
 
 def is_exact_version(version: str) -> bool:
     return bool(_VERSION.match(version))
-
-
-def memory_megabytes(memory: str) -> int:
-    match = _MEMORY.match(memory.strip())
-    if not match:
-        raise UsageProblem(f"Invalid --memory {memory!r}: use a size like 400m or 1g")
-    amount, unit = int(match.group(1)), match.group(2).lower()
-    megabytes = amount * (1024 if unit == "g" else 1)
-    if megabytes < 128:
-        raise UsageProblem(f"--memory {memory} is too small: PowerSync needs at least 128m (400m is a sound start)")
-    return megabytes
-
-
-def node_heap_megabytes(memory_mb: int) -> int:
-    """About 80% of the container limit, the service's own advice (heap exhaustion is the most
-    reported self-hosting failure)."""
-    return memory_mb * 4 // 5
 
 
 def storage_mode(storage: str) -> str:
@@ -229,8 +213,14 @@ SETTINGS = {"auto-rotate": ("true", "false"), "telemetry": ("on", "off")}
 
 def decide_setting(state: InstanceState, key: str, value: str) -> list[ev.NewEvent]:
     require_live(state)
+    if key in service_settings.FIELDS:
+        value = service_settings.normalise(key, value)
+        if value == service_settings.current(state, key):
+            return []
+        return [ev.NewEvent(ev.SETTING_CHANGED, {"key": key, "value": value})]
     if key not in SETTINGS:
-        raise UsageProblem(f"Unknown setting {key!r}: known settings are {', '.join(sorted(SETTINGS))}")
+        known = sorted((*SETTINGS, *service_settings.FIELDS))
+        raise UsageProblem(f"Unknown setting {key!r}: known settings are {', '.join(known)}")
     if value not in SETTINGS[key]:
         raise UsageProblem(f"Invalid value {value!r} for {key}: use {' or '.join(SETTINGS[key])}")
     if key == "telemetry":

@@ -38,6 +38,10 @@ URL_CHANGED = "instance.url_changed"
 # service activates them later, once replicated (or reports why it cannot). Observations.
 RULES_ACTIVATED = "rules.activated"
 RULES_ACTIVATION_FAILED = "rules.activation_failed"
+# `powersync:import` recreated the instance on this host from an export: the events before it are
+# the export's (same versions, times and actors); on this host the instance starts unlinked, with
+# a new API token (the export carries none).
+INSTANCE_IMPORTED = "instance.imported"
 
 # Intents start a change; outcomes close one, naming the intent's stream version as `cause`.
 INTENT_TYPES = frozenset(
@@ -49,7 +53,7 @@ INTENT_TYPES = frozenset(
 OUTCOME_TYPES = frozenset({DEPLOY_SUCCEEDED, DEPLOY_FAILED})
 OBSERVATION_TYPES = frozenset(
     {BACKEND_CHANGED, INSTANCE_RENAMED, INSTANCE_RENAMED_FROM, BACKEND_RENAMED, URL_CHANGED, RULES_ACTIVATED,
-     RULES_ACTIVATION_FAILED}
+     RULES_ACTIVATION_FAILED, INSTANCE_IMPORTED}
 )
 KNOWN_TYPES = INTENT_TYPES | OUTCOME_TYPES | OBSERVATION_TYPES
 

@@ -84,3 +84,9 @@ def storage_database(name: str) -> str:
     """Dashes become underscores; dots stay (a quoted identifier takes them), so the mapping is
     injective over Dokku's app names."""
     return "powersync_" + name.replace("-", "_")
+
+
+def source_role_name(name: str) -> str:
+    """The instance's own Postgres role (`link --source-role dedicated`): the storage database's
+    spelling, so it is as injective and stays within Postgres's 63 bytes (10 + 40)."""
+    return storage_database(name)

@@ -24,6 +24,8 @@ class Kind(enum.Enum):
     ADD_PORTS = "add ports"
     REMOVE_PORTS = "remove ports"
     SET_MEMORY = "set memory limit"
+    ADD_DOCKER_OPTION = "add deploy docker option"
+    REMOVE_DOCKER_OPTION = "remove deploy docker option"
     UNSET_CONFIG = "unset config"
     SET_CONFIG = "set config"
     DEPLOY_IMAGE = "deploy image"
@@ -41,6 +43,11 @@ class Kind(enum.Enum):
     UNSET_BACKEND_URL = "unset backend POWERSYNC_URL"
     SET_WAL_LEVEL = "set wal_level=logical (ALTER SYSTEM)"  # link --configure-source, then a RESTART
     DEPLOY_RULES = "deploy rules"  # through the service's API: no restart
+    SET_DOMAINS = "set domains"  # import: the exported domains
+    RECORD_HISTORY = "record history"  # import: the exported revisions, then the import
+    LINK_BACKEND = "link backend"  # import --link: powersync:link, which plans for itself
+    CREATE_ROLE = "create source role"  # link --source-role dedicated
+    DROP_ROLE = "drop source role"
 
 
 LEGEND = {
@@ -53,7 +60,9 @@ LEGEND = {
     Kind.UNMOUNT: "-",
     Kind.UNSET_BACKEND_URL: "-",
     Kind.REMOVE_PORTS: "-",
+    Kind.REMOVE_DOCKER_OPTION: "-",
     Kind.UNLINK_DATABASE: "-",
+    Kind.DROP_ROLE: "-",
     Kind.RESTART: "~",
     Kind.DEPLOY_IMAGE: "~",
     Kind.STOP: "~",

@@ -10,11 +10,12 @@ from dataclasses import fields, replace
 from typing import Iterable, Optional
 
 from powersync_plugin.core import events as ev
+from powersync_plugin.core import service_settings
 from powersync_plugin.core.state import BackendLink, InstanceState, Outcome, RulesRevision
 
 _FIELDS = [field.name for field in fields(InstanceState)]
 _SEQUENCES = ("rules_history", "intents", "cleanup_keys", "cleanup_mounts", "audience")
-_MAPPINGS = ("outcomes", "rotation_undo", "upgrade_undo", "config_extras", "telemetry_undo")
+_MAPPINGS = ("outcomes", "rotation_undo", "upgrade_undo", "config_extras", "telemetry_undo", "settings_undo")
 
 
 class Draft:
@@ -134,7 +135,10 @@ def _linked(d: Draft, event: ev.StoredEvent) -> None:
         version=event.version,
         source_sslmode=p.get("source_sslmode", "disable"),
         storage_sslmode=p.get("storage_sslmode", "disable"),
+        source_role=p.get("source_role_name"),
+        source_role_password=p.get("source_role_password", ""),
     )
+    d.last_source_role = d.link.source_role
     d.audience, d.kid = list(d.link.audience), d.link.kid
     d.storage_database = p.get("storage_database", d.storage_database)
     d.last_postgres_service = d.link.postgres_service or d.last_postgres_service
@@ -166,6 +170,10 @@ def _setting(d: Draft, event: ev.StoredEvent) -> None:
     elif p["key"] == "telemetry":
         d.telemetry_undo[event.version] = d.telemetry
         d.telemetry = p["value"] == "on"
+    elif p["key"] in service_settings.FIELDS:
+        name = service_settings.FIELDS[p["key"]][0]
+        d.settings_undo[event.version] = (name, getattr(d, name))
+        setattr(d, name, service_settings.folded(p["key"], p["value"]))
 
 
 def _upgraded(d: Draft, event: ev.StoredEvent) -> None:
@@ -180,6 +188,15 @@ def _renamed(d: Draft, event: ev.StoredEvent) -> None:
 
 def _renamed_from(d: Draft, event: ev.StoredEvent) -> None:
     """The copied events folded to the old name's state; nothing changes but the name."""
+
+
+def _imported(d: Draft, event: ev.StoredEvent) -> None:
+    """Nothing of the old host comes along: no link (its derived config stayed there), no postgres
+    service or leftovers to clean up here, and the API token is the one made at import."""
+    d.api_token = event.payload["api_token"]
+    d.link, d.stale_cause, d.slots_kept = None, None, False
+    d.last_postgres_service, d.last_source_role = None, None
+    d.cleanup_keys, d.cleanup_mounts = [], []
 
 
 def _backend_renamed(d: Draft, event: ev.StoredEvent) -> None:
@@ -236,6 +253,9 @@ def _undo_failed_intent(d: Draft, cause: int) -> None:
         d.image, d.image_version, d.image_digest = d.upgrade_undo[cause]
     elif cause in d.telemetry_undo:
         d.telemetry = d.telemetry_undo[cause]
+    elif cause in d.settings_undo:
+        name, before = d.settings_undo[cause]
+        setattr(d, name, before)
     elif d.link is not None and d.link.version == cause:
         d.link = None
     elif d.current_rules is not None and d.current_rules.version == cause:
@@ -259,6 +279,7 @@ _HANDLERS = {
     ev.URL_CHANGED: _url_changed,
     ev.RULES_ACTIVATED: _rules_activated,
     ev.RULES_ACTIVATION_FAILED: _rules_activation_failed,
+    ev.INSTANCE_IMPORTED: _imported,
     ev.INSTANCE_ADOPTED: _adopted,
     ev.CONFIG_PUBLISHED: _published,
     ev.DEPLOY_SUCCEEDED: _outcome,

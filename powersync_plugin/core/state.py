@@ -27,6 +27,10 @@ class BackendLink:
     version: int
     source_sslmode: str = "disable"
     storage_sslmode: str = "disable"
+    # `--source-role dedicated`: the instance replicates as this role of its own (None: as the
+    # backend's DSN user); its password lives in the 0600 journal, like the API token
+    source_role: Optional[str] = None
+    source_role_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,18 @@ class InstanceState:
     rules_failure: str = ""
     link: Optional[BackendLink] = None
     last_postgres_service: Optional[str] = None
+    last_source_role: Optional[str] = None  # the dedicated role of the last link: dropped at unlink/destroy
     slots_kept: bool = False
     auto_rotate: bool = True
     # `powersync:set NAME telemetry on|off`; None: never set, the adopted config or the service's
     # own default (sharing on) decides, and the plugin renders no `telemetry` key of its own
     telemetry: Optional[bool] = None
     telemetry_undo: dict = field(default_factory=dict)  # setting version -> telemetry before it
+    # `powersync:set` service settings (core/service_settings.py); None: not set, upstream default
+    log_level: Optional[str] = None
+    metrics_port: Optional[int] = None
+    compact_schedule: Optional[str] = None
+    settings_undo: dict = field(default_factory=dict)  # setting version -> (field, value before it)
     rotation_undo: dict = field(default_factory=dict)  # rotation version -> link before it
     upgrade_undo: dict = field(default_factory=dict)  # upgrade version -> (image, version, digest)
     image_digest: Optional[str] = None

@@ -52,6 +52,33 @@ class Harness:
         path = self.root / "var/lib/dokku/config" / app / "env.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
+    def proxy_url(self, scheme: str = "http") -> str:
+        """Where the harness's nginx (``make_harness(proxy=True)``) listens for port 80 / 443:
+        ``http://127.0.0.1:<published port>``. Send the app's domain as the Host header."""
+        info = json.loads((self.root / "var/lib/dokku/data/nginx-vhosts/harness-proxy.json").read_text())
+        return f"{scheme}://127.0.0.1:{info['ports']['443' if scheme == 'https' else '80']}"
+
+    def proxy_request(self, host: str, path: str, method: str = "GET", headers: dict | None = None,
+                      body: bytes | str | None = None, timeout: float = 10) -> tuple[int, dict, bytes]:
+        """One HTTP request through the harness's nginx port 80 with ``Host: host``: (status,
+        headers, body); status 0 when nginx closed the connection without a response (444)."""
+        import http.client
+        port = int(self.proxy_url().rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            return 0, {}, b""
+        finally:
+            conn.close()
+
+    def nginx_conf(self, app: str) -> str | None:
+        """``$DOKKU_ROOT/APP/nginx.conf`` as the harness's nginx-vhosts rendered it, or None."""
+        path = self.root / "home/dokku" / app / "nginx.conf"
+        return path.read_text() if path.exists() else None
+
     def nginx_reloads(self) -> int:
         path = self.root / "var/lib/dokku/data/nginx-reloads"
         return int(path.read_text()) if path.exists() else 0

@@ -763,6 +763,22 @@ def docker_options_clear(args):
     return 0
 
 
+def docker_options_list(args):
+    """``docker-options:list <app> [--process PROC] --phase PHASE`` (Dokku 0.38.27 docs): the options
+    of one phase, one a line, nothing when there are none. Process scopes are not modelled (the
+    default scope is the only one)."""
+    flags, pos = parse_flags("docker-options:list", args, values=("--phase", "--process"))
+    if not pos:
+        no_app()
+    app = state.require_app(pos[0])
+    phase = flags.get("--phase")
+    if phase not in PHASES:
+        fail(f"Phase must be one of {','.join(PHASES)}")
+    for option in state.load_app(app)["docker_options"][phase]:
+        out(option)
+    return 0
+
+
 def docker_options_report(args):
     if not args or args[0].startswith("--"):
         no_app()
@@ -868,7 +884,8 @@ def nginx_reload(args):
         path = layout().lib / "data" / "nginx-reloads"
         count = int(path.read_text()) if path.exists() else 0
         path.write_text(str(count + 1))
-    return 0
+    from . import nginx
+    return nginx.reload_proxy()
 
 
 def app_json_report(args):
@@ -899,6 +916,7 @@ COMMANDS = {
     "storage:ensure-directory": storage_ensure_directory,
     "docker-options:add": docker_options_add, "docker-options:remove": docker_options_remove,
     "docker-options:clear": docker_options_clear, "docker-options:report": docker_options_report,
+    "docker-options:list": docker_options_list,
     "checks:skip": lambda a: _checks_set(a, "skipped", "Skipping"),
     "checks:disable": lambda a: _checks_set(a, "disabled", "Disabling"),
     "checks:enable": lambda a: _checks_set(a, None, "Enabling"),

@@ -15,12 +15,12 @@ import subprocess
 import sys
 import time
 
-from . import apps, calllog, certs, config, deploy, git, plugins, postgres, scheduler, triggers
+from . import apps, auth, calllog, certs, config, cron, deploy, git, nginx, plugins, postgres, scheduler, triggers
 from .output import DokkuExit, out, warn
 from .paths import DOKKU_USER, NOT_IMPLEMENTED_EXIT, layout, plugin_env, python_bin
 
 COMMANDS: dict = {}
-for module in (apps, certs, config, deploy, git, postgres, plugins, scheduler):
+for module in (apps, certs, config, cron, deploy, git, nginx, postgres, plugins, scheduler):
     COMMANDS.update(module.COMMANDS)
 COMMANDS["help"] = plugins.help_cmd
 
@@ -65,6 +65,7 @@ def dispatch(cmd: str, args: list[str]) -> int:
 
 def dokku_main(argv: list[str]) -> int:
     original = list(argv)
+    auth.source_dokkurc()
     while argv and argv[0].startswith("--"):
         flag = argv.pop(0)
         if flag == "--quiet":
@@ -79,6 +80,8 @@ def dokku_main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "help"
     if os.geteuid() == 0 and not cmd.startswith("plugin"):
         _reexec_as_dokku(original)
+    if os.geteuid() == 0:
+        os.environ["SSH_USER"] = "root"
     try:
         if not os.access(os.getcwd(), os.R_OK | os.X_OK):
             os.chdir(layout().dokku_root)  # sudo -H from a root-only cwd: keep working
@@ -89,6 +92,7 @@ def dokku_main(argv: list[str]) -> int:
         # Fault injection: a Dokku command that never answers (a stuck docker daemon, a lock).
         time.sleep(3600)
     try:
+        auth.dokku_auth(argv)
         rc = dispatch(cmd, argv[1:])
     except DokkuExit as exc:
         rc = exc.code

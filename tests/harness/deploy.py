@@ -56,7 +56,7 @@ import tarfile
 import threading
 import time
 
-from . import calllog, state, triggers
+from . import calllog, cron, nginx, state, triggers
 from .output import (fail, info1, info2, no_app, out, parse_flags, quiet, report, verbose,
                      warn)
 from .paths import ROOT_LABEL, TEST_LABEL, layout
@@ -539,6 +539,10 @@ def _deploy_web(app: str, *, reason: str, kind: str, lock) -> int:
     with state.edit_app(app) as data:
         data["deploy"]["deployed"] = True
         data["deploy"]["restore"] = True
+    if nginx.proxy_info():  # scheduler-post-deploy-process: the proxy follows the new container
+        info2("Triggering early nginx proxy rebuild")
+        if nginx.build_config(app):
+            warn("nginx failed to reload: requests still reach the previous container", stdout=True)
     info1("Checking for postdeploy task")
     verbose("No postdeploy task found, skipping")
     lock.close()  # a post-deploy hook may restart the app itself
@@ -559,6 +563,10 @@ def release_and_deploy(app: str, *, reason: str | None = None, kind: str, first:
         return 0
     triggers.fire("post-release-builder", ["dockerfile", app, image_name(app)], stop_on_error=False)
     app_json = extract_app_json(image_name(app))
+    try:  # the cron plugin's app-json-is-valid trigger: a bad task fails the deploy before it starts
+        cron.tasks(app, app_json)
+    except ValueError as exc:
+        fail(str(exc), stdout=True)
     with state.edit_app(app) as data:
         data["deploy"]["app_json"] = app_json
     info1(f"Releasing {app}...")
@@ -638,6 +646,7 @@ def git_from_image(args):
         os.chmod(build_dir, 0o755)
         with open(os.path.join(build_dir, "Dockerfile"), "w") as fh:
             fh.write(f"FROM {source}\n")
+        nginx.post_extract(app, source)  # core-post-extract
         triggers.fire("post-extract", [app, build_dir, rev])
     info1("Cleaning up...")
     if build_image(app, source) != 0:
@@ -660,6 +669,7 @@ def rebuild(app: str) -> int:
     ``post-app-clone``): rebuild ``dokku/APP:latest`` from the app's source image, then release
     and deploy it. The app must have a source image."""
     source = state.load_app(app)["deploy"]["source_image"]
+    nginx.post_extract(app, source)  # core-post-extract of the rebuild's git build
     info1("Cleaning up...")
     if build_image(app, source) != 0:
         fail(f"Failed to build {app}", stdout=True)

@@ -17,6 +17,7 @@ speed unless you pass ``fast=False``). Docker container names are global (``APP.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -66,6 +67,26 @@ class HarnessFixture(Harness):
     def run_as_dokku(self, *args, **kw) -> subprocess.CompletedProcess:
         return self.run(*args, user="dokku", **kw)
 
+    def run_over_ssh(self, key_name: str, *args, input: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        """`ssh dokku@host ARGS` with the key sshcommand knows as ``key_name``: its forced command
+        runs `dokku` as the dokku user with NAME=<key name> and the login's USER=dokku (no SSH_USER)."""
+        env = {k: v for k, v in self.env.items() if k not in ("SSH_USER", "SSH_NAME", "SUDO_USER", "SUDO_UID", "SUDO_GID")}
+        env.update(USER="dokku", LOGNAME="dokku", NAME=key_name, HOME=str(self.layout.dokku_root))
+        cmd = ["setpriv", "--reuid=dokku", "--regid=dokku", "--init-groups", str(BIN_DIR / "dokku"), *args]
+        return subprocess.run(cmd, input=input if input is not None else "", capture_output=True, text=True,
+                              env=env, timeout=timeout, cwd=str(self.layout.dokku_root))
+
+    def install_acl_model(self, **settings: str) -> subprocess.CompletedProcess:
+        """dokku-acl's model (``dokku_acl/``, see README) through ``plugin:install``, configured
+        the way its README says, in ``~dokku/.dokkurc/acl``: ``DOKKU_SUPER_USER="admin"`` etc."""
+        rc_dir = self.layout.dokku_root / ".dokkurc"
+        rc_dir.mkdir(exist_ok=True)
+        os.chmod(rc_dir, 0o755)
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in settings.items()]
+        (rc_dir / "acl").write_text("".join(line + "\n" for line in lines))
+        os.chmod(rc_dir / "acl", 0o644)
+        return self.install_plugin(source=BIN_DIR.parent / "dokku_acl", name="acl")
+
     def plugn(self, *args, user: str = "dokku", input: str | None = None, env: dict | None = None):
         from .paths import plugin_env
         base = {**self.env, **(env or {})}
@@ -75,7 +96,7 @@ class HarnessFixture(Harness):
                               env=penv, cwd=str(self.layout.dokku_root))
 
     def install_plugin(self, source: Path = REPO_ROOT, name: str = "powersync") -> subprocess.CompletedProcess:
-        repo = snapshot_repo(Path(source), self.root / "plugin-src")
+        repo = snapshot_repo(Path(source), self.root / ("plugin-src" if name == "powersync" else f"plugin-src-{name}"))
         return self.run("plugin:install", f"file://{repo}", "--name", name)
 
     def update_plugin(self, source: Path = REPO_ROOT, name: str = "powersync") -> subprocess.CompletedProcess:
@@ -127,12 +148,20 @@ def snapshot_repo(source: Path, dest: Path) -> Path:
     return dest
 
 
-def make_harness(tmp_path=None, *, fast: bool = True) -> HarnessFixture:
+def make_harness(tmp_path=None, *, fast: bool = True, proxy: bool = False) -> HarnessFixture:
     """A fresh harness. ``tmp_path`` is accepted for symmetry but the root is created under /tmp
-    with mode 755: pytest's tmp_path lives in a root-only directory the dokku user cannot enter."""
+    with mode 755: pytest's tmp_path lives in a root-only directory the dokku user cannot enter.
+    ``proxy=True``: a host with Dokku's nginx proxy running (``nginx:start``; see nginx.py),
+    reached with ``h.proxy_request`` / ``h.proxy_url``."""
     root = Path(tempfile.mkdtemp(prefix="dokku-harness-"))
     os.chmod(root, 0o755)
-    return HarnessFixture(root, fast=fast)
+    h = HarnessFixture(root, fast=fast)
+    if proxy:
+        started = h.run("nginx:start")
+        if started.returncode != 0:
+            h.cleanup()
+            raise RuntimeError(f"nginx:start failed: {started.stdout}{started.stderr}")
+    return h
 
 
 def self_signed_cert(h: Harness, *domains: str) -> tuple[Path, Path]:

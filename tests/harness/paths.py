@@ -57,6 +57,7 @@ class Layout:
         self.postgres = self.services / "postgres"
         self.data = self.lib / "data"
         self.dokku_root = self.root / "home/dokku"
+        self.nginx_confd = self.root / "etc/nginx/conf.d"  # written by nginx:start (Dokku's install)
         self.calls = self.root / "calls.jsonl"
         self.lock = self.root / ".harness.lock"
         self.global_state = self.lib / "config" / "--global.json"
@@ -67,12 +68,13 @@ class Layout:
     def create(self) -> None:
         """Create the tree with real-host ownership: lib root root-owned, data dirs dokku-owned."""
         dokku = pwd.getpwnam(DOKKU_USER)
-        for d in (self.root, self.root / "var", self.root / "var/lib", self.lib, self.root / "home"):
+        for d in (self.root, self.root / "var", self.root / "var/lib", self.lib, self.root / "home",
+                  self.root / "etc", self.root / "etc/nginx"):
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(d, 0o755)
         for d in (self.plugins, self.available, self.enabled, self.core_plugins, self.core_available,
                   self.config, self.services, self.postgres, self.data, self.data / "storage",
-                  self.dokku_root):
+                  self.dokku_root, self.nginx_confd):
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(d, 0o755)
             os.chown(d, dokku.pw_uid, dokku.pw_gid)

@@ -9,6 +9,7 @@ image is tagged ``postgres:*`` (dokku-postgres's image). Tests create instances 
 """
 BASE_IMAGE = "dokku-powersync-test/debian:bookworm"
 PG_IMAGE = "dokku-powersync-test/postgres:15"
+NGINX_IMAGE = "dokku-powersync-test/nginx:bookworm"
 STANDIN_REPO = "dokku-powersync-test/powersync-service"
 STANDIN_VERSIONS = ("1.25.0", "1.26.0")
 STANDIN_IMAGE = f"{STANDIN_REPO}:{STANDIN_VERSIONS[0]}"

@@ -99,3 +99,26 @@ def test_a_rename_onto_a_name_with_history_or_a_moved_stream_is_refused_whole(jo
         journal.continue_stream("old", 0, "fresh", renamed, renamed_from, "bob", "cmd")
     assert [e.version for e in journal.load("old")] == [1] and journal.load("fresh") == []
     assert [e.version for e in journal.load("taken")] == [1]
+
+
+def test_an_imported_stream_keeps_the_exported_rows_then_records_the_import(journal):
+    rows = [
+        {"version": 1, "type": "instance.created", "schema": 1, "payload": {"x": 1}, "recorded_at": "2025-01-01T00:00:00Z",
+         "actor": "alice", "command": "dokku powersync:create ps"},
+        {"version": 2, "type": "deploy.succeeded", "schema": 1, "payload": {"cause": 1}, "recorded_at": "2025-01-02T00:00:00Z",
+         "actor": "bob", "command": "dokku powersync:create ps"},
+    ]
+    journal.import_stream("ps", rows, NewEvent("instance.imported", {"from_host": "old"}), "carol", "dokku powersync:import")
+    loaded = journal.load("ps")
+    assert [(e.version, e.type, dict(e.payload), e.recorded_at, e.actor, e.command) for e in loaded[:2]] == [
+        (r["version"], r["type"], r["payload"], r["recorded_at"], r["actor"], r["command"]) for r in rows
+    ]
+    assert (loaded[2].version, loaded[2].type, loaded[2].actor) == (3, "instance.imported", "carol")
+
+
+def test_an_import_onto_a_name_with_history_writes_nothing(journal):
+    journal.append("ps", 0, [NewEvent("instance.created", {"x": 2})], "alice", "create")
+    row = {"version": 1, "type": "instance.created", "schema": 1, "payload": {"x": 1}, "recorded_at": "t", "actor": "a", "command": "c"}
+    with pytest.raises(JournalError, match="already holds the history of another instance named ps"):
+        journal.import_stream("ps", [row], NewEvent("instance.imported", {}), "carol", "import")
+    assert [dict(e.payload) for e in journal.load("ps")] == [{"x": 2}]

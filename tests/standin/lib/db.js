@@ -140,13 +140,24 @@ export class Storage {
     await this.pool.end().catch(() => {});
   }
 
+  /**
+   * Schema `powersync`, created only when information_schema does not show it, as the real
+   * DatabaseClient.initialize does (libs/lib-postgres at v1.25.0) before any storage query: a role
+   * that owns a schema made for it, without CREATE on the database, can use it, while CREATE SCHEMA
+   * IF NOT EXISTS alone would be refused ("permission denied for database ...").
+   */
+  async ensureSchema(client = this.pool) {
+    const found = await client.query(`SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'powersync'`);
+    if (found.rowCount === 0) await client.query('CREATE SCHEMA IF NOT EXISTS powersync');
+  }
+
   /** Creates schema `powersync`, the `locks` table and the storage tables. */
   async migrateUp() {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query(`SELECT pg_advisory_xact_lock(hashtext('powersync_migrations'))`);
-      await client.query('CREATE SCHEMA IF NOT EXISTS powersync');
+      await this.ensureSchema(client);
       await client.query(`CREATE TABLE IF NOT EXISTS powersync.locks (
         name TEXT PRIMARY KEY, lock_id TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL DEFAULT now())`);
       await client.query(`CREATE TABLE IF NOT EXISTS powersync.migrations (

@@ -107,7 +107,7 @@ async function cmdMigrate(opts) {
       await storage.migrateUp();
       logger.info('Storage migrations up to date');
     } else {
-      await storage.query('CREATE SCHEMA IF NOT EXISTS powersync');
+      await storage.ensureSchema();
       await storage.dropStorageTables();
       logger.info('Reverted all storage migrations');
     }
@@ -133,7 +133,7 @@ async function cmdTeardown(opts) {
   try {
     logger.info('Tearing down PowerSync instance...');
     logger.info('Terminating sync rules...');
-    await storage.query('CREATE SCHEMA IF NOT EXISTS powersync');
+    await storage.ensureSchema();
     await storage.query(`CREATE TABLE IF NOT EXISTS powersync.locks (
       name TEXT PRIMARY KEY, lock_id TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL DEFAULT now())`);
     if (!(await storage.acquireLock(lockId))) {
