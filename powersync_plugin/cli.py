@@ -201,12 +201,13 @@ def rollback_rules(name: str, to: Optional[str], force: bool, dry_run: bool) -> 
 @cli.command("adopt")
 @instance_argument
 @click.option("--backend", default=None, metavar="APP", help="The backend app whose SECRET_KEY signs tokens [default: found from the postgres link].")
+@source_role_option
 @dry_run_option
-def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
+def adopt(name: str, backend: Optional[str], role_mode: str, dry_run: bool) -> None:
     """Take over a hand-made PowerSync app with no restart and no reprocessing."""
     from powersync_plugin import adoption
 
-    adoption.adopt(Context().build(), name, backend, dry_run)
+    adoption.adopt(Context().build(), name, backend, dry_run, role_mode)
 
 
 @cli.command("rotate")
