@@ -306,10 +306,29 @@ def token(name: str, subject: str, ttl: int, claims: tuple[str, ...]) -> None:
 
 
 @cli.command("status")
-@instance_argument
+@click.argument("name", required=False, metavar="[<name>]")
+@click.option("--all", "all_instances", is_flag=True, help="Every instance, one line each (running ones probed concurrently).")
 @format_option
-def status(name: str, output_format: str) -> None:
-    """Readiness, image, drift, rules progress and replication slots of an instance."""
+def status(name: Optional[str], all_instances: bool, output_format: str) -> None:
+    """Readiness, image, drift, rules progress and replication slots of an instance.
+
+    With --all instead of a name: one line per instance with its state,
+    image version, rules revision and whether the service runs exactly
+    those rules (active, deploying, differs), readiness and replication lag.
+    """
+    if all_instances == (name is not None):
+        raise click.UsageError(f"Give an instance name, or --all: dokku {PLUGIN}:status <name> | --all")
+    if all_instances:
+        from powersync_plugin import status_all
+
+        rows = status_all.status_all(Context(json_output=output_format == "json").build())
+        if output_format == "json":
+            click.echo(json.dumps(rows, sort_keys=True))
+        elif not rows:
+            click.echo(" !     There are no PowerSync instances", err=True)
+        else:
+            _echo(status_all.lines(rows))
+        return
     from powersync_plugin import status as status_use_case
 
     result = status_use_case.status(Context(json_output=output_format == "json").build(), name)

@@ -44,13 +44,15 @@ class PowerSyncApi:
         valid = bool(data.get("valid", not errors)) and not errors
         return Validation(valid=valid, errors=errors)
 
-    def diagnostics(self) -> Optional[dict]:
+    def diagnostics(self, rules_content: bool = False) -> Optional[dict]:
+        """`rules_content`: the active and deploying rules carry their `content` (the service's
+        `sync_rules_content` request flag), to compare with the journal's bytes."""
         result = self.docker.http(
             self.container_id,
             "POST",
             "/api/admin/v1/diagnostics",
             headers={"Authorization": f"Bearer {self.api_token}", "Content-Type": "application/json"},
-            body=json.dumps({}),
+            body=json.dumps({"sync_rules_content": True} if rules_content else {}),
             timeout=10,
         )
         return result.json() if result.ok else None
