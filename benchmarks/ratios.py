@@ -98,7 +98,7 @@ def reads(h, runs: int) -> dict:
     results = {}
     for total in (1_000, 100_000):
         load_journal(h, total)
-        row = {"apps:list": median([wall(h, "apps:list") for _ in range(runs)])}
+        row, timed = {}, ["apps:list"]
         for name, args in READS.items():
             try:
                 wall(h, *args, accept=ACCEPTED_EXIT.get(name, (0,)))  # warms the page cache, and a failing command is not timed
@@ -106,7 +106,14 @@ def reads(h, runs: int) -> dict:
                 print(f"{name}: FAILED, not timed: {str(exc).splitlines()[-1]}")
                 row[name] = float("nan")
                 continue
-            row[name] = median([wall(h, *args, accept=ACCEPTED_EXIT.get(name, (0,))) for _ in range(runs)])
+            timed.append(name)
+        # Rounds of apps:list and every read in turn, so that a changing load weighs on all alike.
+        samples: dict[str, list[float]] = {name: [] for name in timed}
+        for _ in range(runs):
+            samples["apps:list"].append(wall(h, "apps:list"))
+            for name in timed[1:]:
+                samples[name].append(wall(h, *READS[name], accept=ACCEPTED_EXIT.get(name, (0,))))
+        row.update({name: median(values) for name, values in samples.items()})
         results[total] = row
     return results
 
