@@ -21,6 +21,9 @@ from powersync_plugin.services import Services
 ACTIVE, DEPLOYING, DIFFERS, NONE_ACTIVE, UNKNOWN = "active", "deploying", "differs", "none active", "unknown"
 
 
+PROBE_TIMEOUT = 10  # seconds, as long as diagnostics are given
+
+
 def probe_concurrency() -> int:
     """Requests in flight at once (POWERSYNC_STATUS_CONCURRENCY, default 4)."""
     return max(1, int(settings.seconds("POWERSYNC_STATUS_CONCURRENCY", 4)))
@@ -69,7 +72,8 @@ def _probe(s: Services, running: list[tuple[dict, str]]) -> None:
         content = state.current_rules.content if state.current_rules else None
         apis.append((row, PowerSyncApi(s.docker, container_id, state.api_token), content))
     with ThreadPoolExecutor(max_workers=probe_concurrency(), thread_name_prefix="status") as pool:
-        readiness = [pool.submit(api.readiness) for _, api, _ in apis]
+        # A probe waits its turn behind others on a loaded host: an answer late is still the answer.
+        readiness = [pool.submit(api.readiness, PROBE_TIMEOUT) for _, api, _ in apis]
         diagnostics = [pool.submit(api.diagnostics, True) for _, api, _ in apis]
         for (row, _, content), ready, found in zip(apis, readiness, diagnostics):
             row["ready"] = ready.result().ok

@@ -24,8 +24,8 @@ class PowerSyncApi:
         self.container_id = container_id
         self.api_token = api_token
 
-    def readiness(self) -> HttpResult:
-        return self.docker.http(self.container_id, "GET", "/probes/readiness", timeout=3)
+    def readiness(self, timeout: float = 3) -> HttpResult:
+        return self.docker.http(self.container_id, "GET", "/probes/readiness", timeout=timeout)
 
     def validate_rules(self, content: str) -> Validation:
         result = self.docker.http(
