@@ -1,6 +1,8 @@
 """The issue-13 ratios, measured through the harness's own `dokku` entry point.
 
-    .venv/bin/python benchmarks/ratios.py [--runs 5] [--restart-runs 3] [--no-restarts] [--no-reads]
+    .venv/bin/python benchmarks/ratios.py [--runs 5] [--restart-runs 3] [--no-restarts] [--no-reads] [--plugin CHECKOUT]
+
+`--plugin` installs another checkout of the plugin instead of this tree (a "before" figure).
 
 Reads: median wall time of `dokku apps:list` (the harness's own Dokku command) against
 `dokku powersync:list`, `info`, `exists`, `history`, `links`, `linked`, with journals of 1,000 and
@@ -98,7 +100,7 @@ def reads(h, runs: int) -> dict:
     results = {}
     for total in (1_000, 100_000):
         load_journal(h, total)
-        row = {"apps:list": median([wall(h, "apps:list") for _ in range(runs)])}
+        row, timed = {}, ["apps:list"]
         for name, args in READS.items():
             try:
                 wall(h, *args, accept=ACCEPTED_EXIT.get(name, (0,)))  # warms the page cache, and a failing command is not timed
@@ -106,7 +108,14 @@ def reads(h, runs: int) -> dict:
                 print(f"{name}: FAILED, not timed: {str(exc).splitlines()[-1]}")
                 row[name] = float("nan")
                 continue
-            row[name] = median([wall(h, *args, accept=ACCEPTED_EXIT.get(name, (0,))) for _ in range(runs)])
+            timed.append(name)
+        # Rounds of apps:list and every read in turn, so that a changing load weighs on all alike.
+        samples: dict[str, list[float]] = {name: [] for name in timed}
+        for _ in range(runs):
+            samples["apps:list"].append(wall(h, "apps:list"))
+            for name in timed[1:]:
+                samples[name].append(wall(h, *READS[name], accept=ACCEPTED_EXIT.get(name, (0,))))
+        row.update({name: median(values) for name, values in samples.items()})
         results[total] = row
     return results
 
@@ -139,11 +148,12 @@ def main() -> None:
     parser.add_argument("--restart-runs", type=int, default=3)
     parser.add_argument("--no-restarts", action="store_true")
     parser.add_argument("--no-reads", action="store_true")
+    parser.add_argument("--plugin", type=Path, default=ROOT, help="the checkout to install [default: this tree]")
     options = parser.parse_args()
     h = make_harness()
     summary = []
     try:
-        assert h.install_plugin().returncode == 0, "plugin:install failed"
+        assert h.install_plugin(options.plugin.resolve()).returncode == 0, "plugin:install failed"
         bare = bare_start(options.runs)
         noop = median([wall(h, "apps:exists", "no-such-app", check=False) for _ in range(options.runs)])
         print(f"dispatcher: bare interpreter start {bare * 1000:.0f} ms, harness `dokku apps:exists` {noop * 1000:.0f} ms "

@@ -6,6 +6,7 @@ import base64
 import secrets
 from typing import Optional
 
+from powersync_plugin import source_role
 from powersync_plugin.backend import backend_values, linked_service
 from powersync_plugin.core import adoption as hand_made, config_render, decisions, derive
 from powersync_plugin.core import events as ev
@@ -15,7 +16,7 @@ from powersync_plugin.pipeline import changing, commit
 from powersync_plugin.services import Services
 
 
-def adopt(s: Services, name: str, backend: Optional[str], dry_run: bool) -> None:
+def adopt(s: Services, name: str, backend: Optional[str], dry_run: bool, role_mode: str = source_role.SUPERUSER) -> None:
     check_existing_app_name(name, "app name")
     # not an instance yet, so no change of its to finish: only what runs is recorded
     with changing(s, name, dry_run, finish_interrupted=False) as state:
@@ -75,6 +76,7 @@ def adopt(s: Services, name: str, backend: Optional[str], dry_run: bool) -> None
             "url": backend_env.get("POWERSYNC_URL"), "source_sslmode": parsed.source_sslmode,
             "storage_sslmode": parsed.storage_sslmode, "extras": config_render.to_json_safe(parsed.extras),
             "cleanup_keys": list(cleanup), "cleanup_mounts": list(mounts),
+            **source_role.role_payload(s, name, role_mode, backend, service),
         }
         s.out.header(f"Adopting {name} (linked to {backend})")
         s.out.detail(f"Image: {image}:{image_version} ({digest[:19]})")
@@ -92,6 +94,11 @@ def adopt(s: Services, name: str, backend: Optional[str], dry_run: bool) -> None
         if rules_path:
             s.out.detail(f"carry the rules inline instead of in {rules_path} (the file is no longer read)")
         s.out.detail("add PS_API_TOKEN and api.tokens (the admin API the plugin uses)")
+        if role_mode == source_role.DEDICATED:
+            s.out.detail(
+                f"replicate as its own role {payload['source_role_name']} (created then: LOGIN REPLICATION, SELECT on "
+                "the publication's tables, owner of its storage) instead of the DSN user of PS_DATA_SOURCE_URI"
+            )
         for key in cleanup:
             s.out.detail(f"remove {key}")
         for mount in mounts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from powersync_plugin import source_role
 from powersync_plugin.core import derive
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.state import InstanceState
@@ -39,6 +40,8 @@ def backend_secrets(s: Services, state: InstanceState) -> BackendSecrets:
     if not source:
         raise DomainError(f"{state.name} has no PS_DATA_SOURCE_URI: relink it (`dokku powersync:unlink` then `link`)")
     s.out.redactor.add(secret_key, source)
+    source = source_role.source_dsn(s, state, source)
+    s.out.redactor.add(source)
     return BackendSecrets(secret_key, source, instance_env.get("PS_STORAGE_SOURCE_URI"))
 
 

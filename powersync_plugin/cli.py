@@ -165,12 +165,13 @@ def history(
 @cli.command("adopt")
 @instance_argument
 @click.option("--backend", default=None, metavar="APP", help="The backend app whose SECRET_KEY signs tokens [default: found from the postgres link].")
+@source_role_option
 @dry_run_option
-def adopt(name: str, backend: Optional[str], dry_run: bool) -> None:
+def adopt(name: str, backend: Optional[str], role_mode: str, dry_run: bool) -> None:
     """Take over a hand-made PowerSync app with no restart and no reprocessing."""
     from powersync_plugin import adoption
 
-    adoption.adopt(Context().build(), name, backend, dry_run)
+    adoption.adopt(Context().build(), name, backend, dry_run, role_mode)
 
 
 @cli.command("rotate")
@@ -269,10 +270,29 @@ def token(name: str, subject: str, ttl: int, claims: tuple[str, ...]) -> None:
 
 
 @cli.command("status")
-@instance_argument
+@click.argument("name", required=False, metavar="[<name>]")
+@click.option("--all", "all_instances", is_flag=True, help="Every instance, one line each (running ones probed concurrently).")
 @format_option
-def status(name: str, output_format: str) -> None:
-    """Readiness, image, drift, rules progress and replication slots of an instance."""
+def status(name: Optional[str], all_instances: bool, output_format: str) -> None:
+    """Readiness, image, drift, rules progress and replication slots of an instance.
+
+    With --all instead of a name: one line per instance with its state,
+    image version, rules revision and whether the service runs exactly
+    those rules (active, deploying, differs), readiness and replication lag.
+    """
+    if all_instances == (name is not None):
+        raise click.UsageError(f"Give an instance name, or --all: dokku {PLUGIN}:status <name> | --all")
+    if all_instances:
+        from powersync_plugin import status_all
+
+        rows = status_all.status_all(Context(json_output=output_format == "json").build())
+        if output_format == "json":
+            click.echo(json.dumps(rows, sort_keys=True))
+        elif not rows:
+            click.echo(" !     There are no PowerSync instances", err=True)
+        else:
+            _echo(status_all.lines(rows))
+        return
     from powersync_plugin import status as status_use_case
 
     result = status_use_case.status(Context(json_output=output_format == "json").build(), name)

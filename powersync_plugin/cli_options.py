@@ -33,7 +33,8 @@ def source_role_option(func):
         "--source-role", "role_mode", type=click.Choice(["superuser", "dedicated"]), default="superuser",
         metavar="ROLE", show_default=True,
         help="superuser: replicate as the backend's DATABASE_URL user; dedicated: as a role of the instance's "
-        "own (LOGIN REPLICATION, SELECT on the published tables, owner of its storage), dropped at unlink.",
+        "own (LOGIN REPLICATION, SELECT on the published tables, owner of its storage), made at link (adopt: at "
+        "the first managed change) and dropped at unlink.",
     )(func)
 
 

@@ -268,6 +268,6 @@ def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
             return
         s.out.header(f"Rotating {name}: {cause}")
         state = s.record(state, new_events)
-        source_uri = source_role.as_role(state, source_uri)
+        source_uri = source_role.source_dsn(s, state, source_uri)
         storage = storage_uri(state, source_uri, s.dokku.config(name))
         publish_or_restore(s, state, BackendSecrets(secret_key, source_uri, storage), state.version)

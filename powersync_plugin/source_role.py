@@ -37,8 +37,14 @@ SCRAM_ITERATIONS = 4096  # Postgres's own default (scram_iterations)
 def plan_link(
     s: Services, state: InstanceState, mode: str, backend: str, service: Optional[str], new_events: list[ev.NewEvent],
 ) -> list[ev.NewEvent]:
-    """The link event with the source role chosen (journaled in its payload); a dedicated role
-    needs a dokku-postgres service, the only server the plugin can create a role on."""
+    """The link event with the source role chosen, journaled in its payload."""
+    payload = role_payload(s, state.name, mode, backend, service)
+    return [ev.NewEvent(item.type, {**item.payload, **payload}) if item.type == ev.BACKEND_LINKED else item for item in new_events]
+
+
+def role_payload(s: Services, name: str, mode: str, backend: str, service: Optional[str]) -> dict:
+    """The link's (or adoption's) record of the source role; a dedicated role needs a
+    dokku-postgres service, the only server the plugin can create a role on."""
     if mode not in MODES:
         raise DomainError(f"Invalid --source-role {mode!r}: use superuser or dedicated")
     payload = {"source_role": mode}
@@ -51,8 +57,8 @@ def plan_link(
             )
         password = secrets.token_urlsafe(32)
         s.out.redactor.add(password)
-        payload.update(source_role_name=source_role_name(state.name), source_role_password=password)
-    return [ev.NewEvent(item.type, {**item.payload, **payload}) if item.type == ev.BACKEND_LINKED else item for item in new_events]
+        payload.update(source_role_name=source_role_name(name), source_role_password=password)
+    return payload
 
 
 def planned_actions(state: InstanceState, mode: str, service: Optional[str]) -> list[Action]:
@@ -75,6 +81,16 @@ def prepare(s: Services, state: InstanceState, service: Optional[str], source_ur
     s.source_db.grant_published(service, link.source_role)
     if state.storage != "uri":
         s.source_db.hand_storage_to(service, link.source_role, state.storage_database)
+    return as_role(state, source_uri)
+
+
+def source_dsn(s: Services, state: InstanceState, source_uri: str) -> str:
+    """The DSN a publish gives the instance: an instance adopted with a dedicated role moves to
+    it at its first managed publish (the role is made then; the running container keeps the old
+    DSN until Dokku's zero-downtime restart replaces it, and the new one takes over the same slot
+    and storage), later publishes only put the role's credentials in."""
+    if state.link is not None and state.link.source_role and not state.managed_config:
+        return prepare(s, state, state.link.postgres_service, source_uri)
     return as_role(state, source_uri)
 
 

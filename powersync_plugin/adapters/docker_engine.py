@@ -113,6 +113,15 @@ class ContainerView:
 
 
 @dataclass(frozen=True)
+class ListedContainer:
+    """What the engine's container listing tells (no inspect): enough for a status line."""
+
+    id: str
+    image: str
+    running: bool
+
+
+@dataclass(frozen=True)
 class HttpResult:
     status: int
     body: str
@@ -167,6 +176,21 @@ class DockerEngine:
         except docker.errors.NotFound:
             return None
         return _view(container)
+
+    def web_containers(self) -> dict[str, ListedContainer]:
+        """Every app's web container (`APP.web.1`) by app name, from one listing call: status --all
+        reads a host of instances without one inspect per container."""
+        found = {}
+        for container in self.client.containers.list(all=True, sparse=True, filters={"name": r"\.web\.1$"}):
+            attrs = container.attrs
+            for name in attrs.get("Names") or []:
+                if name.lstrip("/").endswith(".web.1"):
+                    labels = attrs.get("Labels") or {}
+                    found[name.lstrip("/")[: -len(".web.1")]] = ListedContainer(
+                        id=container.id, image=labels.get(LABEL_DERIVED_TAG) or attrs.get("Image", ""),
+                        running=attrs.get("State") == "running",
+                    )
+        return found
 
     def container(self, container_id: str) -> Optional[ContainerView]:
         import docker.errors

@@ -5,15 +5,26 @@ would double the time of a read that needs one answer."""
 from __future__ import annotations
 
 import json
+import os
+from typing import Optional
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
-def quick_container_status(container_name: str, socket_path: str = DOCKER_SOCKET) -> str:
+def engine_socket() -> str:
+    """The engine's socket as the SDK's docker.from_env() finds it: DOCKER_HOST when it names a
+    unix socket, else Docker's default."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return host[len("unix://"):] if host.startswith("unix://") else DOCKER_SOCKET
+
+
+def quick_container_status(container_name: str, socket_path: Optional[str] = None) -> str:
     """`running`, `stopped` or `missing`, from one Docker API call without importing the SDK
     (read commands must stay fast)."""
     import http.client
     import socket
+
+    socket_path = socket_path or engine_socket()
 
     class _UnixConnection(http.client.HTTPConnection):
         def connect(self) -> None:

@@ -49,8 +49,8 @@ class PowerSyncApi:
         self.container_id = container_id
         self.api_token = api_token
 
-    def readiness(self) -> HttpResult:
-        return self.docker.http(self.container_id, "GET", "/probes/readiness", timeout=3)
+    def readiness(self, timeout: float = 3) -> HttpResult:
+        return self.docker.http(self.container_id, "GET", "/probes/readiness", timeout=timeout)
 
     def validate_rules(self, content: str) -> Validation:
         result = self.docker.http(
@@ -106,6 +106,8 @@ class PowerSyncApi:
         return self.docker.http(self.container_id, method, path, headers=headers, body=body, timeout=timeout)
 
     def diagnostics(self, rules_content: bool = False) -> Optional[dict]:
+        """`rules_content`: the active and deploying rules carry their `content` (the service's
+        `sync_rules_content` request flag), to compare with the journal's bytes."""
         result = self.docker.http(
             self.container_id,
             "POST",

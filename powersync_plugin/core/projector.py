@@ -92,7 +92,9 @@ def _adopted(d: Draft, event: ev.StoredEvent) -> None:
         backend=p["backend"], postgres_service=p.get("postgres_service"), source_fingerprint=p["source_fingerprint"],
         secret_fingerprint=p["secret_fingerprint"], audience=tuple(p["audience"]), kid=p.get("kid"), url=p.get("url"),
         version=event.version, source_sslmode=p["source_sslmode"], storage_sslmode=p["storage_sslmode"],
+        source_role=p.get("source_role_name"), source_role_password=p.get("source_role_password", ""),
     )
+    d.last_source_role = d.link.source_role
     d.adopted_from = p["adopted_from"]
     d.rules_history = [revision]
     d.current_rules = revision

@@ -258,3 +258,47 @@ def test_a_bad_source_role_is_refused_and_changes_nothing(harness, source):
         assert "--source-role" in result.stderr and "superuser" in result.stderr and "dedicated" in result.stderr
         assert snapshot(h, name, backend.app) == before
     assert roles(h, source) == roles_before
+
+
+def test_an_adopted_instance_moves_to_its_own_role_at_its_first_managed_publish(harness):
+    """Adoption writes nothing and restarts nothing; the first managed change (one zero-downtime
+    restart) makes the role, hands it the storage (same-database here: schema powersync) and
+    publishes its DSN; the new container takes over the same slot as the role."""
+    from tests.e2e.jeeves import deploy_jeeves
+
+    h = harness
+    d = deploy_jeeves(h, "config-b64")
+    app, backend = d.powersync_app, d.backend_app
+    role = role_of(app)
+    roles_before = roles(h, d.service)
+    slots_before = d.current_slots()
+    deploys_before = len(h.deploys(app))
+
+    dry = h.run("powersync:adopt", app, "--source-role", "dedicated", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"replicate as its own role {role}" in dry.stdout
+    before = snapshot(h, app, backend)
+    adopted = h.run("powersync:adopt", app, "--source-role", "dedicated")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    after = snapshot(h, app, backend)
+    assert after["configs"] == before["configs"] and len(h.deploys(app)) == deploys_before
+    assert roles(h, d.service) == roles_before  # nothing written at adoption
+    assert h.run("powersync:info", app, "--source-role").stdout.strip() == f"dedicated ({role})"
+
+    published = h.run("powersync:set-rules", app, input=d.rules)
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert len(h.deploys(app)) == deploys_before + 1
+    env = app_config(h, app)
+    password = dsn_password(env["PS_DATA_SOURCE_URI"])
+    assert dsn_user(env["PS_DATA_SOURCE_URI"]) == role and password not in published.stdout + published.stderr
+    assert dsn_user(running_env(app)["PS_DATA_SOURCE_URI"]) == role
+    assert attributes(h, d.service, role) == [["t", "t", "f", "f", "f", "f", "t"]]
+    assert sql_rows(h, d.service, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'powersync';") == [[role]]
+    assert d.current_slots() == slots_before  # the same slot, no reprocessing
+    wait_for(lambda: role in walsender_users(h, d.service), what="a walsender of the role", timeout=90)
+    assert d.sync_status(d.token())[0] == 200
+
+    unlinked = h.run("powersync:unlink", app, backend)
+    assert unlinked.returncode == 0, unlinked.stdout + unlinked.stderr
+    assert roles(h, d.service) == roles_before
+    assert sql_rows(h, d.service, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'powersync';") == [["postgres"]]

@@ -332,8 +332,8 @@ def _proxy_port(maps: list[str], scheme: str, default: str) -> str:
 
 
 def _squeeze(text: str) -> str:
-    """``| cat -s``: runs of blank lines become one."""
-    return re.sub(r"\n(?:[ \t]*\n){2,}", "\n\n", re.sub(r"(?m)^[ \t]+$", "", text))
+    """``| cat -s``: runs of empty lines become one (lines holding spaces are not empty)."""
+    return re.sub(r"(?:^|(?<=\n))\n{2,}", "\n", text)
 
 
 def build_config(app: str) -> int:
