@@ -13,9 +13,10 @@ import docker
 
 from powersync_plugin.core.derive import secret_key_b64
 from tests.e2e.conftest import (
-    RULES, RULES_2, app_config, create_instance, history, linked_instance, make_backend, make_source, snapshot,
+    RULES, RULES_2, app_config, create_instance, history, journal_rows, linked_instance, make_backend, make_source, snapshot,
     sync_stream_status,
 )
+from tests.e2e.jeeves import b64url_nopad, deploy_jeeves
 from tests.harness.fixture import make_harness
 
 
@@ -175,3 +176,29 @@ def test_an_export_that_would_carry_a_secret_or_names_no_instance_writes_nothing
     exported = h.run("powersync:export", name)
     assert exported.returncode == 0, exported.stderr
     assert "r" * 64 not in exported.stdout and backend.secret_key in exported.stdout
+
+
+def test_an_adopted_instance_exports_without_its_secrets_and_names_the_vars_a_new_host_needs(harness):
+    """A Jeeves deployment with a second JWKS key read by `!env PS_OLD_SECRET_KEY_B64`: neither key,
+    the DSN nor the API token is in the file, and the variable is listed for the importing host."""
+    h = harness
+    d = deploy_jeeves(h, "config-b64", old_key=True)
+    app = d.powersync_app
+    adopted = h.run("powersync:adopt", app)
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    api_token = next(json.loads(row[5])["api_token"] for row in journal_rows(h) if row[1] == app and row[3] == "instance.adopted")
+    dsn_password = urlsplit(app_config(h, app)["PS_DATA_SOURCE_URI"]).password
+
+    exported = h.run("powersync:export", app)
+    assert exported.returncode == 0, exported.stderr
+    for secret in (d.secret_key, b64url_nopad(d.secret_key), d.old_secret, b64url_nopad(d.old_secret), api_token, dsn_password):
+        assert len(secret) >= 8 and secret not in exported.stdout + exported.stderr
+    document = json.loads(exported.stdout)
+    assert document["env_required"] == ["PS_OLD_SECRET_KEY_B64"]
+    assert "The importing host must set: PS_OLD_SECRET_KEY_B64" in exported.stderr
+    assert {f"revision 1 (instance.adopted) {field}" for field in ("api_token", "secret_fingerprint", "source_fingerprint")} \
+        <= set(document["withheld"])
+    adopted_event = document["events"][0]
+    assert adopted_event["payload"]["rules"] == d.rules
+    assert adopted_event["payload"]["extras"]["client_auth"]["jwks"]["keys"][1]["k"] == {"$env": "PS_OLD_SECRET_KEY_B64"}
+    refused(h, ("powersync:import", "--link", d.backend_app), exported.stdout, f"Instance {app} already exists on this host")
