@@ -302,3 +302,30 @@ def test_an_adopted_instance_moves_to_its_own_role_at_its_first_managed_publish(
     assert unlinked.returncode == 0, unlinked.stdout + unlinked.stderr
     assert roles(h, d.service) == roles_before
     assert sql_rows(h, d.service, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'powersync';") == [["postgres"]]
+
+
+def test_the_role_password_is_on_no_command_line(harness, source):
+    """Every process's command line, sampled while link --source-role dedicated, rotate, status
+    and unlink run: the role's password (and its SCRAM verifier's keys) appear on none."""
+    from tests.e2e.test_no_secret_on_argv import ArgvSampler, dokku_own
+
+    h = harness
+    backend = make_backend(h, source)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    sampler = ArgvSampler()
+    sampler.start()
+    try:
+        linked = h.run("powersync:link", name, backend.app, "--source-role", "dedicated")
+        assert linked.returncode == 0, linked.stdout + linked.stderr
+        password = dsn_password(app_config(h, name)["PS_DATA_SOURCE_URI"])
+        for command in (("powersync:rotate", name), ("powersync:status", name), ("powersync:unlink", name, backend.app)):
+            result = h.run(*command)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert password not in result.stdout + result.stderr
+    finally:
+        sampler.stop()
+    assert sampler.sweeps > 20, "the sampler barely ran"
+    assert len(password) >= 32
+    found = [pid for argv, pid in sampler.seen.items() if not dokku_own(argv) and password in " ".join(argv)]
+    assert not found, f"the role's password on the command line of pids {found}"
