@@ -329,3 +329,22 @@ def test_the_role_password_is_on_no_command_line(harness, source):
     assert len(password) >= 32
     found = [pid for argv, pid in sampler.seen.items() if not dokku_own(argv) and password in " ".join(argv)]
     assert not found, f"the role's password on the command line of pids {found}"
+
+
+def test_apps_destroy_of_a_dedicated_instance_drops_slots_storage_then_the_role(harness, source):
+    h = harness
+    backend = make_backend(h, source)
+    name = create_instance(h)
+    role = role_of(name)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    linked = h.run("powersync:link", name, backend.app, "--source-role", "dedicated")
+    assert linked.returncode == 0, linked.stdout + linked.stderr
+    storage_db = f"powersync_{name.replace('-', '_')}"
+    assert role in roles(h, source)
+    destroyed = h.run("apps:destroy", name, "--force")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert "left" not in destroyed.stdout + destroyed.stderr, destroyed.stdout + destroyed.stderr
+    assert role not in roles(h, source)
+    assert sql_rows(h, source, f"SELECT datname FROM pg_database WHERE datname = '{storage_db}';") == []
+    assert not [slot for slot in slots(h, source) if slot.startswith(f"ps_{name.replace('-', '_')}_")]
+    assert history(h, name)[-1]["event"] == "instance.destroyed"
