@@ -267,3 +267,30 @@ def test_compact_refuses_an_unlinked_instance(harness, instance):
     result = harness.run("powersync:compact", instance)
     assert result.returncode == 1 and "is not linked" in result.stderr, result.stdout + result.stderr
     assert snapshot(harness, instance) == world
+
+
+def test_metrics_port_taken_on_the_host_fails_and_restores(harness, linked):
+    """Both host ports held by another process: the new container cannot start, the publish
+    fails, and the option, config and running container are what they were."""
+    h, (name, backend) = harness, linked
+    port = free_port_pair()
+    holders = []
+    try:
+        for candidate in (port, port + 1):
+            holder = socket.socket()
+            holder.bind(("127.0.0.1", candidate))
+            holder.listen()
+            holders.append(holder)
+        options, container = h.run("docker-options:list", name, "--phase", "deploy").stdout, web(name).id
+        config = h.config(name)
+        result = h.run("powersync:set", name, "metrics", str(port))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Restored" in result.stderr, result.stderr
+    finally:
+        for holder in holders:
+            holder.close()
+    assert h.run("docker-options:list", name, "--phase", "deploy").stdout == options
+    assert h.config(name) == config and web(name).id == container and web(name).status == "running"
+    assert info(h, name)["metrics"] == "off"
+    last = history(h, name)[-1]
+    assert (last["event"], last["status"]) == ("setting.changed", "failed")
