@@ -25,7 +25,7 @@ import socket
 from typing import Iterator, Optional
 from urllib.parse import urlsplit
 
-from powersync_plugin import access, linking
+from powersync_plugin import access, linking, source_role
 from powersync_plugin.adapters.journal import SCHEMA_REVISION
 from powersync_plugin.backend import DERIVED_KEYS, backend_values
 from powersync_plugin.core import decisions, derive, transfer_format
@@ -205,7 +205,7 @@ def import_instance(s: Services, text: str, backend: Optional[str], no_restart: 
         s.out.step(f"Next: dokku powersync:link {name} <backend-app>")
         return result
     try:
-        linking.link(s, name, backend, no_restart, state.kid, tuple(state.audience), False, False)
+        linking.link(s, name, backend, no_restart, state.kid, tuple(state.audience), False, False, role_mode(state))
     except DomainError as exc:
         raise CommandFailed(
             f"{name} was imported (app, settings, rules and revisions 1..{count}, the import as revision {count + 1}), "
@@ -214,6 +214,12 @@ def import_instance(s: Services, text: str, backend: Optional[str], no_restart: 
         ) from None
     result["linked_backend"] = backend
     return result
+
+
+def role_mode(exported_state: InstanceState) -> str:
+    """The source role the new link uses: a dedicated one when the exported instance's link had one."""
+    link = exported_state.link
+    return source_role.DEDICATED if link is not None and link.source_role else source_role.SUPERUSER
 
 
 def _import_plan(exported: transfer_format.ExportFile, backend: Optional[str]) -> Plan:
@@ -228,7 +234,8 @@ def _import_plan(exported: transfer_format.ExportFile, backend: Optional[str]) -
         Action(Kind.RECORD_HISTORY, name, detail=f"revisions 1..{count} as exported, the import as revision {count + 1}"),
     ]
     if backend is not None:
-        actions.append(Action(Kind.LINK_BACKEND, name, detail=f"{backend} (`powersync:link --dry-run` plans it once imported)"))
+        role = f", --source-role {source_role.DEDICATED}" if role_mode(exported.state) == source_role.DEDICATED else ""
+        actions.append(Action(Kind.LINK_BACKEND, name, detail=f"{backend}{role} (`powersync:link --dry-run` plans it once imported)"))
     return Plan(tuple(actions))
 
 

@@ -53,7 +53,7 @@ def test_an_instance_moves_to_a_fresh_host_with_its_rules_settings_and_history(h
     old_backend = make_backend(a, source, secret_key="s3cret-" + uuid.uuid4().hex * 2)
     name = create_instance(a)
     assert a.run("powersync:set-rules", name, input=RULES).returncode == 0
-    linked = a.run("powersync:link", name, old_backend.app, "--kid", "k-1")
+    linked = a.run("powersync:link", name, old_backend.app, "--kid", "k-1", "--source-role", "dedicated")
     assert linked.returncode == 0, linked.stdout + linked.stderr
     assert a.run("powersync:set-rules", name, input=RULES_2).returncode == 0
     assert a.run("powersync:set", name, "telemetry", "off").returncode == 0
@@ -61,6 +61,9 @@ def test_an_instance_moves_to_a_fresh_host_with_its_rules_settings_and_history(h
     assert served_rules(name, old_token) == RULES_2
     dsn_password = urlsplit(app_config(a, old_backend.app)["DATABASE_URL"]).password
     rows_before = history(a, name, "--all")
+    role_password = next(
+        json.loads(row[5])["source_role_password"] for row in journal_rows(a) if row[1] == name and row[3] == "backend.linked"
+    )
 
     exported = a.run("powersync:export", name)
     assert exported.returncode == 0, exported.stderr
@@ -70,7 +73,7 @@ def test_an_instance_moves_to_a_fresh_host_with_its_rules_settings_and_history(h
     assert f"-----> Exported {name}: {head} revisions" in exported.stderr
     assert document["format"] == "dokku-powersync-export" and document["format_version"] == 1
     assert document["domains"] == [f"{name}.example.test"] and document["settings"]["rules_revision"] == "r2"
-    for secret in (old_backend.secret_key, secret_key_b64(old_backend.secret_key), dsn_password, old_token):
+    for secret in (old_backend.secret_key, secret_key_b64(old_backend.secret_key), dsn_password, old_token, role_password):
         assert len(secret) >= 8 and secret not in exported.stdout
         assert base64.b64encode(secret.encode()).decode()[:12] not in exported.stdout
     assert "revision 1 (instance.created) api_token" in document["withheld"]
@@ -100,7 +103,7 @@ def test_an_instance_moves_to_a_fresh_host_with_its_rules_settings_and_history(h
         assert dry.returncode == 0, dry.stdout + dry.stderr
         assert "=====> Plan (dry run: nothing changed)" in dry.stdout and f"+ create app on {name}" in dry.stdout
         assert f"+ record history on {name} revisions 1..{head} as exported, the import as revision {head + 1}" in dry.stdout
-        assert f"+ link backend on {name} {new_backend.app}" in dry.stdout
+        assert f"+ link backend on {name} {new_backend.app}, --source-role dedicated" in dry.stdout
         assert snapshot(b, new_backend.app) == before
 
         result = b.run(*args, "--format", "json", input=exported.stdout)
@@ -116,12 +119,14 @@ def test_an_instance_moves_to_a_fresh_host_with_its_rules_settings_and_history(h
         assert status == 200 and "checkpoint" in body, body
         assert info(b, name, "--telemetry") == "off" and info(b, name, "--rules-revision") == "r2"
         assert info(b, name, "--kid") == "k-1" and info(b, name, "--audience") == old_backend.app
+        assert info(b, name, "--source-role").startswith("dedicated (")
         assert app_config(b, new_backend.app)["POWERSYNC_URL"] == f"http://{name}.example.test"
 
         # The same history, then the import and the new link.
         rows_after = history(b, name, "--all")
         assert rows_after[: len(rows_before)] == rows_before
-        imported, relinked = rows_after[len(rows_before):]
+        imported, relinked, activated = rows_after[len(rows_before):]
+        assert (activated["event"], activated["status"]) == ("rules.activated", "observed")  # followed on the new host
         assert imported["event"] == "instance.imported" and imported["status"] == "observed"
         assert imported["revision"] == head + 1 and imported["description"].startswith("Imported from ")
         assert relinked["event"] == "backend.linked" and relinked["status"] == "applied"

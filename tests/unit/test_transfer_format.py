@@ -241,3 +241,15 @@ def test_the_last_guard_refuses_an_export_that_still_holds_a_known_secret():
     _require_no_secret("ps1", clean, [secret])
     with pytest.raises(DomainError, match=r"would carry a secret .* in revision\(s\) 7: nothing written"):
         _require_no_secret("ps1", document(events), [secret])
+
+
+def test_the_new_link_uses_a_dedicated_source_role_when_the_exported_link_had_one():
+    from powersync_plugin.transfer import role_mode
+
+    plain = linked_stream()
+    assert role_mode(project("ps1", plain)) == "superuser"
+    dedicated = stored([(e.type, {**e.payload, "source_role_name": "ps1_role"} if e.type == "backend.linked" else dict(e.payload))
+                        for e in plain])
+    assert role_mode(project("ps1", dedicated)) == "dedicated"
+    unlinked = stored([(e.type, dict(e.payload)) for e in dedicated] + [("backend.unlinked", {"backend": "api"}), ("deploy.succeeded", {"cause": 7})])
+    assert role_mode(project("ps1", unlinked)) == "superuser"
