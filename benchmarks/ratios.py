@@ -9,8 +9,10 @@ Reads: median wall time of `dokku apps:list` (the harness's own Dokku command) a
 100,000 events (filled as benchmarks/read_commands.py does, in the harness's data root, with
 the Dokku apps of the instances created). Target: each at most 2x `apps:list`.
 Restarts: median of `dokku ps:restart` of a linked instance (the stand-in image, a dokku-postgres
-source) against `powersync:set-rules` with a real change, `powersync:rotate` and
-`powersync:upgrade` (alternating 1.26.0 / 1.25.0). Targets: set-rules 0.2x, the others 1.1x.
+source) against `powersync:set-rules` with a real change, `powersync:rotate` after the backend's
+SECRET_KEY changed and `powersync:upgrade` (alternating 1.26.0 / 1.25.0, derived images built
+once, on the first two runs). Targets: set-rules 0.2x, the others 1.1x. `ps:restart` runs the
+same startup checks (Dokku keeps the app.json of the deployed image), stay-up window included.
 Dispatcher: how much the harness's Python `dokku` adds before any command runs (`dokku version`
 `dokku apps:exists no-such-app`, its cheapest command, against a bare start of the same
 interpreter). Real Dokku's `dokku` is a bash script and its
@@ -132,10 +134,14 @@ def restarts(h, runs: int) -> dict:
     wall(h, "domains:set", name, f"{name}.example.test")  # link gives the backend POWERSYNC_URL
     wall(h, "powersync:set-rules", name, input=RULES.format("initial"))
     wall(h, "powersync:link", name, "bench-backend")
+    # rotate must have something to rotate: the backend's SECRET_KEY changes before each run
+    # (untimed; auto-rotate off, so that change only marks the instance stale).
+    wall(h, "powersync:set", name, "auto-rotate", "false")
     figures = {"ps:restart": [], "set-rules": [], "rotate": [], "upgrade": []}
     for run in range(runs):
         figures["ps:restart"].append(wall(h, "ps:restart", name))
         figures["set-rules"].append(wall(h, "powersync:set-rules", name, input=RULES.format(run)))
+        wall(h, "config:set", "--no-restart", "bench-backend", "SECRET_KEY=" + f"{run:x}" * 64)
         figures["rotate"].append(wall(h, "powersync:rotate", name))
         target = ["--image-version", "1.26.0"] if run % 2 == 0 else ["--image-version", "1.25.0", "--force"]
         figures["upgrade"].append(wall(h, "powersync:upgrade", name, *target))

@@ -33,9 +33,14 @@ def backend_values(backend: str, env: dict[str, str]) -> tuple[str, str]:
 
 
 def backend_secrets(s: Services, state: InstanceState) -> BackendSecrets:
+    from concurrent.futures import ThreadPoolExecutor
+
     backend = state.link.backend
-    secret_key, _ = backend_values(backend, s.dokku.config(backend))
-    instance_env = s.dokku.config(state.name)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # two independent `dokku` processes at once
+        instance_read = pool.submit(s.dokku.config, state.name)
+        backend_env = s.dokku.config(backend)
+        instance_env = instance_read.result()
+    secret_key, _ = backend_values(backend, backend_env)
     source = instance_env.get("PS_DATA_SOURCE_URI")
     if not source:
         raise DomainError(f"{state.name} has no PS_DATA_SOURCE_URI: relink it (`dokku powersync:unlink` then `link`)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from powersync_plugin import access, source_role
@@ -235,11 +236,12 @@ def apply_unlink(
 
 def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
     """Re-derive the instance from its backend's current SECRET_KEY and DATABASE_URL."""
-    with changing(s, name) as state:
+    with changing(s, name) as state, ThreadPoolExecutor(max_workers=1) as pool:
         decisions.require_live(state)
         if state.link is None:
             raise DomainError(f"{name} is not linked: nothing to rotate")
         backend = state.link.backend
+        instance_env = pool.submit(s.dokku.config, name)  # independent of the backend's reads below
         env = s.dokku.config(backend)
         missing = [key for key in ("SECRET_KEY", "DATABASE_URL") if not env.get(key)]
         if missing:
@@ -269,5 +271,5 @@ def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
         s.out.header(f"Rotating {name}: {cause}")
         state = s.record(state, new_events)
         source_uri = source_role.source_dsn(s, state, source_uri)
-        storage = storage_uri(state, source_uri, s.dokku.config(name))
+        storage = storage_uri(state, source_uri, instance_env.result())
         publish_or_restore(s, state, BackendSecrets(secret_key, source_uri, storage), state.version)

@@ -1,18 +1,24 @@
 """Publishing a config to an instance: desired env, observe, plan, deploy, verify, restore.
 
 Everything but rules reaches the service this way: one zero-downtime restart through Dokku,
-gated by readiness and a stay-up window; a failure puts the previous config and image back.
+gated by Dokku's own startup checks (readiness, and the container still up STAY_UP seconds after
+it started: adapters/startup_checks.py); a failure puts the previous config and image back.
 Rules go through the service's own deploy API (rules_delivery.py), after the publish.
 """
 from __future__ import annotations
 
 import base64
+import datetime
+import re
 import time
-from typing import Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional
 
 from powersync_plugin import host_settings, rules_delivery, settings
-from powersync_plugin.adapters.docker_engine import ImageView, derived_tag
+from powersync_plugin.adapters.docker_engine import ContainerView, ImageView, derived_tag
+from powersync_plugin.adapters.dokku import DokkuCommandFailed
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
+from powersync_plugin.adapters.startup_checks import READINESS_CHECK, STAY_UP_CHECK, stay_up_seconds
 from powersync_plugin.backend import DERIVED_KEYS, BackendSecrets
 from powersync_plugin.core import config_render, derive, service_settings
 from powersync_plugin.core import events as ev
@@ -42,14 +48,31 @@ def desired_env(state: InstanceState, backend_secrets: BackendSecrets) -> dict[s
 
 
 def observe(s: Services, name: str) -> Observed:
-    container = s.docker.web_container(name)
-    return Observed(
-        env=s.dokku.config(name),
-        ports=tuple(s.dokku.ports_map(name)),
-        tls=s.dokku.tls_enabled(name),
-        deployed_image=container.image if container else None,
-        running=bool(container and container.running),
-    )
+    return _observe(s, name)[0]
+
+
+def _observe(
+    s: Services, name: str, source_image: bool = False, meanwhile: Optional[Callable[[], Any]] = None,
+) -> tuple[Observed, str, Any]:
+    """What the planner compares (with `source_image`, also the image git:from-image last deployed,
+    the restore target). The `dokku` reads are independent processes: they run at once, while this
+    thread makes the Docker calls (the Docker client is not shared between threads) and
+    `meanwhile`, whose result comes third."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        env = pool.submit(s.dokku.config, name)
+        ports = pool.submit(s.dokku.ports_map, name)
+        tls = pool.submit(s.dokku.tls_enabled, name)
+        image = pool.submit(s.dokku.source_image, name) if source_image else None
+        container = s.docker.web_container(name)
+        extra = meanwhile() if meanwhile else None
+        observed = Observed(
+            env=env.result(),
+            ports=tuple(ports.result()),
+            tls=tls.result(),
+            deployed_image=container.image if container else None,
+            running=bool(container and container.running),
+        )
+        return observed, image.result() if image else "", extra
 
 
 def publish_plan(state: InstanceState, observed: Observed, image: str, env: Optional[dict] = None) -> Plan:
@@ -86,17 +109,24 @@ def derived_tag_preview(s: Services, state: InstanceState) -> str:
     return f"(derived from {reference})" if image is None else derived_tag(image, state.image_version, derived_cron(state))
 
 
-def publish(s: Services, state: InstanceState, backend_secrets: BackendSecrets, wait_rules: bool = True) -> None:
-    """Apply the desired config with at most one restart, gated on readiness."""
+def publish(
+    s: Services, state: InstanceState, backend_secrets: BackendSecrets, wait_rules: bool = True,
+    observed: Optional[Observed] = None, host: Optional[host_settings.HostObserved] = None,
+) -> None:
+    """Apply the desired config with at most one restart, gated on readiness. `observed`, `host`:
+    read just before by the caller (publish_or_restore), so they are not read twice."""
     name = state.name
     reference, base = base_image(s, state)
     tag = s.docker.build_derived(base, reference, state.image_version, derived_cron(state))
     env = desired_env(state, backend_secrets)
     s.out.redactor.add(*env.values())
-    plan = publish_plan(state, observe(s, name), tag, env)
-    plan = host_settings.extend(plan, state, host_settings.observe_host(s, name))
+    plan = publish_plan(state, observed or observe(s, name), tag, env)
+    plan = host_settings.extend(plan, state, host or host_settings.observe_host(s, name))
     for action in plan.actions:
-        _execute(s, action, env, tag)
+        try:
+            _execute(s, action, env, tag)
+        except DokkuCommandFailed as exc:
+            raise _refused(name, exc) from None
     if plan.restarts:
         _verify_deployed(s, state)
     else:
@@ -141,23 +171,56 @@ def _execute(s: Services, action: Action, env: dict[str, str], tag: str) -> None
         raise AssertionError(action.kind)
 
 
+def _refused(name: str, exc: DokkuCommandFailed) -> DomainError:
+    """Dokku's startup checks refused the new container (the previous one kept serving): say so in
+    the plugin's words when it was the stay-up check, the one a dying process fails."""
+    failures = [line.strip(" !") for line in exc.output.splitlines() if f"Failure in name='{STAY_UP_CHECK}'" in line]
+    if not failures:
+        return exc
+    ready = f"Healthcheck succeeded name='{READINESS_CHECK}'" in exc.output
+    return DomainError(
+        f"The new container of {name} did not stay up: it exited {'after' if ready else 'before'} turning ready, "
+        f"within {stay_up_seconds()}s of starting, so Dokku kept the previous container serving (its output: "
+        f"`dokku logs:failed {name}`)\n" + "\n".join(failures)
+    )
+
+
 def _verify_deployed(s: Services, state: InstanceState) -> None:
-    """Readiness must answer 2xx and the new container must stay up: a process with invalid
-    rules turns ready briefly, then exits."""
+    """Dokku switched only after its startup checks passed (readiness 2xx, then still up with no
+    restart STAY_UP seconds after start: a process with invalid rules turns ready briefly, then
+    exits). One inspect and one readiness probe confirm the container Dokku switched to; when
+    Dokku ran no checks (`checks:skip`/`checks:disable`), it is younger than the window and the
+    plugin holds the same gate itself."""
     name = state.name
     container = s.docker.web_container(name)
     if container is None or not container.running:
         raise DomainError(f"{name} has no running container after the deploy")
-    require_ready(s, name, state, container_id=container.id)
-    window = settings.seconds("POWERSYNC_STAY_UP_SECONDS", 6)
-    s.out.step(f"Ready; checking the new container stays up ({window:g}s)")
-    started = time.monotonic()
-    stayed_up = s.docker.wait_stays_up(container.id, window)
-    s.waited += time.monotonic() - started
+    window = stay_up_seconds()
+    remaining = window - _seconds_up(container)
+    if remaining <= 0 and container.restart_count == 0:
+        s.out.step(f"The new container is up {window}s with no restart (Dokku's startup checks); checking readiness")
+        require_ready(s, name, state, container_id=container.id)
+        return
+    stayed_up = container if container.restart_count == 0 else None
+    if stayed_up is not None:
+        require_ready(s, name, state, container_id=container.id)
+        remaining = max(window - _seconds_up(container), 0.0)  # inspected at least once
+        s.out.step(f"Dokku ran no startup checks: checking the new container stays up ({remaining:.0f}s)")
+        started = time.monotonic()
+        stayed_up = s.docker.wait_stays_up(container.id, remaining)
+        s.waited += time.monotonic() - started
     if stayed_up is None:
         logs = s.out.redactor.text(s.docker.logs_tail(container.id, 8))
         raise DomainError(f"The new container of {name} exited after turning ready:\n{logs}")
-    require_ready(s, name, state, container_id=container.id, wait=0)
+
+
+def _seconds_up(container: ContainerView) -> float:
+    """Seconds since the container started (Docker's StartedAt: RFC 3339 with nanoseconds)."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", container.started_at)
+    if not match:
+        return 0.0
+    started = datetime.datetime.fromisoformat(match.group(1) + match.group(3).replace("Z", "+00:00"))
+    return time.time() - started.timestamp() - float("0" + (match.group(2) or ".0")[:7])
 
 
 def require_ready(
@@ -190,9 +253,10 @@ def publish_or_restore(
 ) -> None:
     """Settle the recorded intent `cause` by publishing; a failure restores the previous config."""
     name = state.name
-    previous_env = s.dokku.config(name)
-    previous_image = s.dokku.source_image(name)
-    previous_host = host_settings.observe_host(s, name)
+    observed, previous_image, previous_host = _observe(
+        s, name, source_image=True, meanwhile=lambda: host_settings.observe_host(s, name),
+    )
+    previous_env = dict(observed.env)
 
     def undo(exc: DomainError) -> None:
         s.out.warn(f"Publishing failed: {first_line(exc)}")
@@ -201,7 +265,8 @@ def publish_or_restore(
         _restore(s, state, previous_env, previous_image)
 
     settle(
-        s, state, cause, lambda current: publish(s, current, backend_secrets, wait_rules), undo=undo,
+        s, state, cause, lambda current: publish(s, current, backend_secrets, wait_rules, observed, previous_host),
+        undo=undo,
         failed=lambda exc, restored: f"Publishing to {name} failed: {exc}\n"
         + restored_text(restored, "the previous config and image are back and the instance is ready"),
     )

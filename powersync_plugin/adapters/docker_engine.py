@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from powersync_plugin import settings
 from powersync_plugin.adapters.rules_check import RulesVerdict, run_rules_check
+from powersync_plugin.adapters.startup_checks import app_json
 from powersync_plugin.core.errors import DomainError
 
 DERIVED_REPOSITORY = "dokku-powersync/powersync-service"
@@ -32,23 +33,6 @@ LABEL_BASE_VERSION = "com.dokku.powersync.base-version"
 # container: this one says which derived image an app runs.
 LABEL_DERIVED_TAG = "com.dokku.powersync.derived-tag"
 
-# Dokku runs only `startup` checks, from /app/app.json in the image (zero-downtime facts).
-APP_JSON = {
-    "healthchecks": {
-        "web": [
-            {
-                "type": "startup",
-                "name": "powersync readiness",
-                "path": "/probes/readiness",
-                "port": 8080,
-                "attempts": 30,
-                "wait": 1,
-                "timeout": 2,
-            }
-        ]
-    }
-}
-
 # Dokku's nginx reads nginx.conf.sigil from the image's WORKDIR (/app) at every build and keeps
 # it for proxy:build-config: Dokku's default server block, minus the admin and sync-rules APIs.
 NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.sigil")
@@ -56,10 +40,12 @@ NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.sigil")
 
 def build_context(cron: tuple = ()) -> dict[str, bytes]:
     """The files the derived image adds to /app. Their digest is part of the derived tag, so a
-    plugin update that changes one builds a new image and the next publish deploys it. `cron`:
+    plugin update that changes one (or another POWERSYNC_STAY_UP_SECONDS) builds a new image and
+    the next publish deploys it: Dokku keeps the checks of the image it last deployed. `cron`:
     Dokku's app.json cron entries (`compact-schedule`)."""
-    app_json = {**APP_JSON, "cron": list(cron)} if cron else APP_JSON
-    return {"app.json": (json.dumps(app_json, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes()}
+    checks = app_json()
+    document = {**checks, "cron": list(cron)} if cron else checks
+    return {"app.json": (json.dumps(document, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes()}
 
 
 # Runs inside the instance container. Redirects are not followed: a 3xx is not readiness.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
@@ -68,10 +69,27 @@ class DokkuCommandFailed(DomainError):
 
 @dataclass
 class CallTimer:
-    """Wall time spent inside Dokku, so benchmarks can report the plugin's own overhead."""
+    """Wall time spent inside Dokku, so benchmarks can report the plugin's own overhead. Calls
+    may overlap (independent reads run at once): the time counts while at least one runs."""
 
     seconds: float = 0.0
     calls: int = 0
+    _running: int = 0
+    _since: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._since = time.monotonic()
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            self.calls += 1
+            if self._running == 0:
+                self.seconds += time.monotonic() - self._since
 
 
 @dataclass
@@ -85,7 +103,7 @@ class Dokku:
         env = internal_env()
         env["DOKKU_QUIET_OUTPUT"] = "1"
         timeout = call_timeout(args)
-        started = time.monotonic()
+        self.timer.enter()
         try:
             result = subprocess.run(
                 [self.binary, *args],
@@ -104,20 +122,18 @@ class Dokku:
                 TIMED_OUT,
             ) from None
         finally:
-            self.timer.seconds += time.monotonic() - started
-            self.timer.calls += 1
+            self.timer.leave()
         if check and result.returncode != 0:
             raise self.failure(args, result)
         return result
 
     def passthrough(self, *args: str) -> int:
         """Run a Dokku command with the user's terminal (logs, ps:*): its output is Dokku's own."""
-        started = time.monotonic()
+        self.timer.enter()
         try:
             return subprocess.run([self.binary, *args], env=internal_env()).returncode
         finally:
-            self.timer.seconds += time.monotonic() - started
-            self.timer.calls += 1
+            self.timer.leave()
 
     def user_auth(self, *args: str) -> Optional[str]:
         """Ask Dokku's `user-auth` trigger, exactly as `dokku` asks it before every command,

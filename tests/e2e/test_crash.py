@@ -58,7 +58,7 @@ def integrity_ok(h):
         ("set-rules", "through the service's API", False),
         ("upgrade", "Deploying", False),
         ("upgrade", "Deploying", True),
-        ("upgrade", "checking the new container stays up", False),
+        ("upgrade", "with no restart (Dokku's startup checks)", False),
     ],
 )
 def test_change_killed_then_reconciled(harness, source, command, marker, until_new_container):

@@ -31,8 +31,10 @@ WORKDIR count, as with the local scheduler):
 The check log lines (``Running healthcheck ...``, ``Healthcheck succeeded name='...'``,
 `` !     Failure in name='...': ...``, `` !     Could not start due to N failed checks (web.1)``) model
 docker-container-healthchecker 0.16; the transcripts only had a stub. On failure the new
-container's output is printed between ``=====> Start/End of APP container output (web.1)``, the
-new container is removed, the old one keeps running untouched, and the command exits 1.
+container's output is printed between ``=====> Start/End of APP container output (web.1)`` (not
+under ``DOKKU_QUIET_OUTPUT``: Dokku prints it with its ``_quiet`` loggers), the new container is
+removed (real Dokku stops it and leaves it, named ``APP.web.1.upcoming-<n>``, for its retire job:
+not modelled), the old one keeps running untouched, and the command exits 1.
 
 Also modelled: ``ps:restart``/``ps:rebuild`` of a never-deployed app fail with
 `` !     App APP has not been deployed`` (stdout, rc 1); ``ps:start`` of a never-deployed app the same
@@ -308,7 +310,8 @@ def _run_check(cid: str, port: str, check: dict, started: float, probe_tool) -> 
         verbose(f"Running healthcheck name='{name}' attempts={attempts} "
                 + (f"path='{path}' port={cport} " if kind == "path" else "")
                 + f"timeout={timeout:g} type='{kind}' wait={wait:g}")
-    delay = float(check.get("initialDelay", 0)) - (time.time() - started)
+    # processHealthcheck sleeps time.Duration(delay) * time.Second: whole seconds, truncated.
+    delay = int(float(check.get("initialDelay", 0)) - (time.time() - started))
     if delay > 0:
         time.sleep(delay)
     invalid = _check_invalid(name, check)
@@ -323,8 +326,9 @@ def _run_check(cid: str, port: str, check: dict, started: float, probe_tool) -> 
         if remaining > 0:
             time.sleep(remaining)
         info = inspect(cid) or {"State": {}}
-        if not info["State"].get("Running"):
+        if not info["State"].get("Running") or info.get("RestartCount", 0) > 0:
             verbose(f"state={info['State'].get('Status', 'removed')}")  # the check's output
+        if not info["State"].get("Running"):
             warn(f"Failure in name='{name}': container state is not running", stdout=True)
             return False
         if info.get("RestartCount", 0) > 0:
@@ -358,9 +362,11 @@ def _run_check(cid: str, port: str, check: dict, started: float, probe_tool) -> 
         if error is None:
             verbose(f"Healthcheck succeeded name='{name}'")
             return True
-        warn(f"Failure in name='{name}': {error} (attempt {attempt}/{attempts})", stdout=True)
+        # Retries are silent (its resty logger drops "..., Attempt N" errors): one Failure line,
+        # with the last error, once the attempts are spent.
         if attempt < attempts:
             time.sleep(wait)
+    warn(f"Failure in name='{name}': {error}", stdout=True)
     return False
 
 
@@ -441,6 +447,10 @@ def retire(app: str, cid: str) -> None:
 
 
 def _dump_container_output(app: str, cid: str) -> None:
+    """check-deploy's cleanup prints it with dokku_log_info2_quiet / dokku_container_log_verbose_quiet:
+    nothing under DOKKU_QUIET_OUTPUT (the plugin's calls), as with the rest of the quiet output."""
+    if quiet():
+        return
     logs = docker("container", "logs", "--tail", "50", cid)
     info2(f"Start of {app} container output ({WEB})")
     for line in (logs.stdout + logs.stderr).splitlines():
