@@ -16,15 +16,15 @@ LABEL = "dokku-powersync-test.failed-publish"
 
 def _image_that_exits_after_turning_ready(after_ready: bool = False) -> str:
     """The stand-in, started so that it turns ready and exits 5 s after it started (or, with
-    `after_ready`, 5 s after it answered readiness), as the real service does with rules its
-    replication rejects."""
+    `after_ready`, once it has run 5 s and answered readiness, however long that took), as the
+    real service does with rules its replication rejects."""
     repository = f"dokku-powersync-test/exits-after-ready-{uuid.uuid4().hex[:6]}"
     ready = ("until node -e \\\"fetch('http://127.0.0.1:8080/probes/readiness').then(r => process.exit(r.ok ? 0 : 1), "
              "() => process.exit(1))\\\"; do sleep 0.5; done; ") if after_ready else ""
     dockerfile = (
         f"FROM {STANDIN_IMAGES[1]}\n"
         f"LABEL {LABEL}=1\n"
-        f'ENTRYPOINT ["/bin/sh", "-c", "node service/lib/entry.js start & {ready}sleep 5; exit 1"]\n'
+        f'ENTRYPOINT ["/bin/sh", "-c", "node service/lib/entry.js start & sleep 5; {ready}exit 1"]\n'
         "CMD []\n"
     )
     docker.from_env().images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repository}:1.26.0", rm=True)
@@ -111,8 +111,8 @@ def test_a_failed_upgrade_redeploys_the_previous_image(harness, source):
 def test_with_dokku_checks_skipped_the_plugin_holds_the_stay_up_gate(harness, source):
     """`checks:skip` makes Dokku switch at once: the plugin then waits out the stay-up window
     itself, so a container that dies after turning ready is still caught and undone. (This image
-    exits 5 s after it turned ready, and the window is 20 s, so a slow start on a loaded machine
-    does not change what is tested.)"""
+    exits once it has run 5 s and answered readiness, and the window is 30 s, so a slow start on a
+    loaded machine does not change what is tested.)"""
     h = harness
     name, _ = linked_instance(h, source)
     before = _source_image(h, name)
@@ -120,7 +120,7 @@ def test_with_dokku_checks_skipped_the_plugin_holds_the_stay_up_gate(harness, so
     broken = _image_that_exits_after_turning_ready(after_ready=True)
     try:
         result = h.run("powersync:upgrade", name, "--image", broken, "--image-version", "1.26.0",
-                       env={"POWERSYNC_STAY_UP_SECONDS": "20"})
+                       env={"POWERSYNC_STAY_UP_SECONDS": "30"})
         assert result.returncode == 1, result.stdout + result.stderr
         output = result.stdout + result.stderr
         assert "Dokku ran no startup checks: checking the new container stays up" in result.stdout, output
