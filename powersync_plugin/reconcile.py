@@ -5,7 +5,7 @@ interrupted change (wiring.py hands it to the pipeline).
 """
 from __future__ import annotations
 
-from powersync_plugin import rules_delivery
+from powersync_plugin import host_settings, rules_delivery
 from powersync_plugin.backend import backend_secrets, instance_url
 from powersync_plugin.core import decisions
 from powersync_plugin.core import events as ev
@@ -50,6 +50,7 @@ def reconcile_locked(s: Services, state: InstanceState, dry_run: bool) -> None:
         tag = s.docker.build_derived(base, reference, state.image_version, derived_cron(state))
     observed = observe(s, name)
     plan = publish_plan(state, observed, tag, desired_env(state, secrets))
+    plan = host_settings.extend(plan, state, host_settings.observe_host(s, name))  # a limit or option changed by hand
     rules = _rules_on_service(s, state) if observed.running and not plan.actions else None
     rules_drift = rules is not None and not rules_delivery.in_sync(rules, state.current_rules)
     if dry_run or (not plan.actions and pending is None and not rules_drift):

@@ -29,7 +29,7 @@ from tests.images.names import STANDIN_IMAGE, STANDIN_REPO
 READ_ONLY_DOKKU = {
     "apps:exists", "apps:list", "config:export", "config:keys", "config:get", "config:show",
     "letsencrypt:active", "letsencrypt:list", "postgres:exists", "postgres:links", "postgres:app-links",
-    "postgres:list", "storage:list",
+    "postgres:list", "storage:list", "docker-options:list",
 }
 
 

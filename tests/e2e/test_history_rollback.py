@@ -12,6 +12,7 @@ BROKEN = """bucket_definitions:
 READ_ONLY = {
     "apps:exists", "config:export", "config:keys", "ports:report", "domains:report", "certs:report",
     "postgres:exists", "postgres:info", "postgres:app-links", "postgres:connect", "config:get", "scheduler:report",
+    "docker-options:list",
 }
 
 

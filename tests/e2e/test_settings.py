@@ -294,3 +294,19 @@ def test_metrics_port_taken_on_the_host_fails_and_restores(harness, linked):
     assert info(h, name)["metrics"] == "off"
     last = history(h, name)[-1]
     assert (last["event"], last["status"]) == ("setting.changed", "failed")
+
+
+def test_reconcile_puts_back_a_memory_limit_changed_by_hand(harness, linked):
+    h, (name, _backend) = harness, linked
+    wanted = info(h, name)["memory"]
+    assert h.run("resource:limit", "--memory", "300m", name).returncode == 0
+    assert h.run("ps:restart", name).returncode == 0
+    assert web(name).attrs["HostConfig"]["Memory"] == 300 * MB
+    dry = h.run("powersync:reconcile", name, "--dry-run")
+    assert dry.returncode == 0 and f"set memory limit on {name} {wanted}" in dry.stdout, dry.stdout + dry.stderr
+    deploys = len(h.deploys(name))
+    result = h.run("powersync:reconcile", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(h.deploys(name)) == deploys + 1
+    assert web(name).attrs["HostConfig"]["Memory"] == int(wanted[:-1]) * MB
+    assert "matches its journal" in h.run("powersync:reconcile", name).stdout
