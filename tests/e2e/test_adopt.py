@@ -79,7 +79,9 @@ def test_adopt_a_jeeves_deployment(harness, layout):
         assert h.run("powersync:set-rules", app, input=changed).returncode == 0
         rollback = h.run("powersync:rollback-rules", app, "--to", "r1", "--force")
         assert rollback.returncode == 0, rollback.stdout + rollback.stderr
-        assert history(h, app)[-1]["description"] == "Rolled back to r1"
+        rows = history(h, app)
+        assert [row["description"] for row in rows if row["event"] == "rules.set"][-1] == "Rolled back to r1"
+        assert rows[-1]["event"] == "rules.activated"  # through the deploy API, followed to activation
         assert d.sync_status(d.token())[0] == 200
 
     assert h.run("powersync:unlink", app, backend).returncode == 0
