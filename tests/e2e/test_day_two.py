@@ -127,7 +127,8 @@ def test_reconcile_repairs_a_command_killed_after_the_append(harness, source):
     assert result.returncode == 0, result.stdout + result.stderr
     assert h.run("powersync:info", name, "--pending-change").stdout.strip() == "-"
     rows = history(h, name)
-    assert (rows[-1]["event"], rows[-1]["status"], rows[-1]["rules_revision"]) == ("rules.set", "applied", "r2")
+    assert [row["event"] for row in rows[-2:]] == ["rules.set", "rules.activated"]  # deployed, then followed
+    assert (rows[-2]["status"], rows[-2]["rules_revision"]) == ("applied", "r2")
     assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
     assert "matches its journal" in h.run("powersync:reconcile", name).stdout
 
