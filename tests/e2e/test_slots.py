@@ -5,6 +5,8 @@ The stand-in holds its slot active over a walsender stream while it runs, as the
 does, so dropping a running instance's slot fails here as it does on Postgres; and the harness
 fires pre-delete before it stops the app's containers, as Dokku does.
 """
+import re
+
 from tests.e2e.conftest import RULES, history, make_backend, slots
 from tests.e2e.jeeves import deploy_jeeves
 from tests.images.names import STANDIN_REPO
@@ -28,7 +30,10 @@ def _prefix(h, name: str) -> str:
 
 def _own(h, source: str, name: str) -> list[str]:
     prefix = _prefix(h, name)
-    return [slot for slot in slots(h, source) if slot.startswith(prefix) and slot[len(prefix):].split("_")[0].isdigit()]
+    # PowerSync's own slot names exactly (<prefix><version>_<4 hex>): a looser match took the
+    # neighbour `X`'s `ps_X_1_2345` for one of `X-1`'s (prefix ps_X_1_) whenever the 4 hex were digits
+    own = re.compile(re.escape(prefix) + r"[0-9]+_[0-9a-f]{4}")
+    return [slot for slot in slots(h, source) if own.fullmatch(slot)]
 
 
 def _databases(h, source: str) -> list[str]:
