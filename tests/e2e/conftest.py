@@ -52,6 +52,19 @@ def harness(images):
     h.cleanup()
 
 
+@pytest.fixture(scope="module")
+def proxied(images):
+    """A harness of its own with Dokku's nginx proxy (a real nginx), for the modules that request
+    through the public vhost (one per module)."""
+    h = make_harness(proxy=True)
+    try:
+        result = h.install_plugin()
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield h
+    finally:
+        h.cleanup()
+
+
 @dataclass
 class Backend:
     app: str

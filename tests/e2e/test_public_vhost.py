@@ -12,18 +12,6 @@ import json
 import pytest
 
 from tests.e2e.conftest import linked_instance, make_source
-from tests.harness.fixture import make_harness
-
-
-@pytest.fixture(scope="module")
-def proxied(images):
-    h = make_harness(proxy=True)
-    try:
-        result = h.install_plugin()
-        assert result.returncode == 0, result.stdout + result.stderr
-        yield h
-    finally:
-        h.cleanup()
 
 
 @pytest.fixture(scope="module")

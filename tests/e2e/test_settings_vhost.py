@@ -2,23 +2,9 @@
 public vhost (the harness's model of Dokku's nginx proxy, a real nginx) does not serve it."""
 from __future__ import annotations
 
-import pytest
-
 from tests.e2e.conftest import linked_instance, make_source
 from tests.e2e.test_public_vhost import through_proxy
 from tests.e2e.test_settings import free_port_pair, get, host_port
-from tests.harness.fixture import make_harness
-
-
-@pytest.fixture(scope="module")
-def proxied(images):
-    h = make_harness(proxy=True)
-    try:
-        result = h.install_plugin()
-        assert result.returncode == 0, result.stdout + result.stderr
-        yield h
-    finally:
-        h.cleanup()
 
 
 def test_metrics_answer_on_the_host_loopback_and_not_on_the_public_vhost(proxied):

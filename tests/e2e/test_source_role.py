@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import docker
 
 from tests.e2e.conftest import (
-    RULES, app_config, create_instance, history, make_backend, make_source, slots, snapshot, sync_stream_status,
+    RULES, app_config, create_instance, history, linked_instance, make_backend, make_source, slots, snapshot,
+    sync_stream_status,
 )
 
 
@@ -197,12 +198,8 @@ def test_tables_created_later_are_readable_under_an_all_tables_publication(harne
     """FOR ALL TABLES publishes every new table at once: default privileges give the role SELECT
     on the tables the service's superuser (the backend's user) creates later, in any schema."""
     h = harness
-    backend = make_backend(h, source)
-    name = create_instance(h)
+    name, backend = linked_instance(h, source, "--source-role", "dedicated")
     role = role_of(name)
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    linked = h.run("powersync:link", name, backend.app, "--source-role", "dedicated")
-    assert linked.returncode == 0, linked.stdout + linked.stderr
     table = f"later_{name.replace('-', '_')}"
     schema = f"s_{name.replace('-', '_')}"
     made = f"CREATE TABLE {table} (id text primary key);\nCREATE SCHEMA {schema};\nCREATE TABLE {schema}.t (id text primary key);\n"
@@ -221,12 +218,8 @@ def test_the_stand_in_fails_as_postgres_says_without_replication(harness, source
     """The stand-in connects as the role: without REPLICATION it cannot create its slot, and logs
     Postgres's own refusal, as the real service does (its readiness stays 200)."""
     h = harness
-    backend = make_backend(h, source)
-    name = create_instance(h)
+    name, backend = linked_instance(h, source, "--source-role", "dedicated")
     role = role_of(name)
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    linked = h.run("powersync:link", name, backend.app, "--source-role", "dedicated")
-    assert linked.returncode == 0, linked.stdout + linked.stderr
     wait_for(lambda: role in walsender_users(h, source), what="a walsender of the role")
     own = f"ps_{name.replace('-', '_')}_"
     drop = (
@@ -333,12 +326,8 @@ def test_the_role_password_is_on_no_command_line(harness, source):
 
 def test_apps_destroy_of_a_dedicated_instance_drops_slots_storage_then_the_role(harness, source):
     h = harness
-    backend = make_backend(h, source)
-    name = create_instance(h)
+    name, backend = linked_instance(h, source, "--source-role", "dedicated")
     role = role_of(name)
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    linked = h.run("powersync:link", name, backend.app, "--source-role", "dedicated")
-    assert linked.returncode == 0, linked.stdout + linked.stderr
     storage_db = f"powersync_{name.replace('-', '_')}"
     assert role in roles(h, source)
     destroyed = h.run("apps:destroy", name, "--force")

@@ -157,7 +157,9 @@ def _reason() -> str:
 
 # ---- app.json -------------------------------------------------------------------------------
 
-def extract_app_json(image: str) -> dict | None:
+def copy_from_image(image: str, path: str) -> bytes | None:
+    """Dokku's copy_from_image: a file at a path relative to the image's WORKDIR (never absolute),
+    read through a created (never started) container; None when the image or file is missing."""
     info = inspect(image)
     if not info:
         return None
@@ -167,21 +169,26 @@ def extract_app_json(image: str) -> dict | None:
         return None
     cid = created.stdout.strip()
     try:
-        res = subprocess.run(["docker", "cp", f"{cid}:{workdir.rstrip('/')}/app.json", "-"],
+        res = subprocess.run(["docker", "cp", f"{cid}:{workdir.rstrip('/')}/{path.lstrip('/')}", "-"],
                              capture_output=True)
         if res.returncode != 0:
             return None
         with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
             member = tar.next()
-            fh = tar.extractfile(member) if member else None
-            if not fh:
-                return None
-            try:
-                return json.loads(fh.read().decode())
-            except ValueError:
-                return None
+            fh = tar.extractfile(member) if member and member.isfile() else None
+            return fh.read() if fh else None
     finally:
         docker("container", "rm", "-f", cid)
+
+
+def extract_app_json(image: str) -> dict | None:
+    raw = copy_from_image(image, "app.json")
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode())
+    except ValueError:
+        return None
 
 
 def startup_checks(app_json: dict | None) -> list[dict]:

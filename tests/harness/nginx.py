@@ -44,13 +44,11 @@ source`` trigger, access/error log commands.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -175,39 +173,16 @@ def reload_proxy() -> int:
 
 # ---- templates ------------------------------------------------------------------------------
 
-def _copy_from_image(image: str, path: str) -> bytes | None:
-    """copy_from_image: a path relative to the image's WORKDIR (never absolute), or None."""
-    from .deploy import docker, harness_labels, inspect
-    info = inspect(image)
-    if not info:
-        return None
-    workdir = (info.get("Config") or {}).get("WorkingDir") or "/"
-    created = docker("container", "create", *harness_labels(), "--entrypoint", "/nonexistent", image)
-    if created.returncode != 0:
-        return None
-    cid = created.stdout.strip()
-    try:
-        res = subprocess.run(["docker", "cp", f"{cid}:{workdir.rstrip('/')}/{path.lstrip('/')}", "-"],
-                             capture_output=True)
-        if res.returncode != 0:
-            return None
-        with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
-            member = tar.next()
-            fh = tar.extractfile(member) if member and member.isfile() else None
-            return fh.read() if fh else None
-    finally:
-        docker("container", "rm", "-f", cid)
-
-
 def post_extract(app: str, source_image: str) -> None:
     """core-post-extract (fn-nginx-vhosts-copy-from-image + pre-validation)."""
+    from .deploy import copy_from_image  # deploy imports this module
     if not proxy_info():
         return  # the transcripts' host: no nginx
     d = app_data(app)
     d.mkdir(parents=True, exist_ok=True)
     for stale in d.glob("nginx.conf.sigil.*"):
         stale.unlink()
-    data = _copy_from_image(source_image, prop(app, "nginx-conf-sigil-path"))
+    data = copy_from_image(source_image, prop(app, "nginx-conf-sigil-path"))
     pid_file = d / f"nginx.conf.sigil.{_pid()}"
     if data is None:
         pid_file.with_name(pid_file.name + ".missing").touch()
