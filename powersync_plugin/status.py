@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Optional
 
-from powersync_plugin import access
-from powersync_plugin.adapters.powersync_api import PowerSyncApi, ServiceUnreachable, summarize_diagnostics
+from powersync_plugin import access, status_all
+from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
 from powersync_plugin.backend import backend_values
 from powersync_plugin.core import config_render, decisions, derive
 from powersync_plugin.core.errors import DomainError
@@ -24,10 +25,10 @@ def status(s: Services, name: str) -> dict:
     if container and container.running:
         api = PowerSyncApi(s.docker, container.id, state.api_token)
         result["ready"] = api.readiness().ok
-        diagnostics = api.diagnostics()
+        diagnostics = api.diagnostics(rules_content=state.current_rules is not None)
         result.update(summarize_diagnostics(diagnostics) if diagnostics else {"diagnostics": "unavailable (admin API)"})
         if state.current_rules is not None and state.link:
-            result["rules"] = _rules_on_service(api, state)
+            result["rules"] = _rules_on_service(diagnostics, state)
     else:
         result["ready"] = False
     if state.link:
@@ -41,20 +42,22 @@ def status(s: Services, name: str) -> dict:
     return result
 
 
-def _rules_on_service(api: PowerSyncApi, state) -> str:
-    """The journal's current revision against what the service serves and deploys."""
+def _rules_on_service(diagnostics: Optional[dict], state) -> str:
+    """The journal's current revision against what the service serves and deploys, compared as
+    `status --all` compares them (status_all.rules_on_service), from the same diagnostics."""
     revision = state.current_rules
-    try:
-        service = api.current_rules()
-    except ServiceUnreachable as exc:
-        return f"r{revision.number} (service unavailable: {exc})"
-    if service.active == revision.content and service.deploying is None:
-        return f"r{revision.number} active"
-    if service.deploying == revision.content:
+    if diagnostics is None:
+        return f"r{revision.number} (service unavailable: the admin API did not answer)"
+    verdict = status_all.rules_on_service(diagnostics, revision.content)
+    if verdict == status_all.DEPLOYING:
         serving = f"r{state.rules_active}" if state.rules_active else "the previous rules"
         return f"r{revision.number} deploying (reprocessing; {serving} serving)"
-    if service.active is None:
+    if verdict == status_all.ACTIVE and summarize_diagnostics(diagnostics)["deploying-rules"] is None:
+        return f"r{revision.number} active"
+    if verdict == status_all.NONE_ACTIVE:
         return f"r{revision.number} not active yet (the service has no rules active; the diagnostics show what deploys)"
+    if verdict == status_all.UNKNOWN:
+        return f"r{revision.number} (the service did not report its rules' content)"
     return f"r{revision.number} not on the service (drift: `dokku powersync:reconcile {state.name}`)"
 
 
