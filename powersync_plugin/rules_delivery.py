@@ -114,7 +114,9 @@ def follow(s: Services, state: InstanceState, container_id: str, delivery: Deliv
                 s.out.step(f"r{revision.number} is active on {state.name} ({elapsed:.1f}s)")
                 return Activation("active", elapsed)
             if elapsed < 2 and service.deploying == revision.content:
-                time.sleep(0.25)  # small tables activate within a second: /current alone says when
+                # Small tables activate within a second: /current alone says when, and through the
+                # command's relay (exec_channel.py) a look costs a few milliseconds.
+                time.sleep(0.1)
                 continue
             if service.deploying != revision.content:
                 # Before any rules are active the answer takes two reads (/current, then the

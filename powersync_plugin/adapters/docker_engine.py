@@ -2,13 +2,12 @@
 
 It observes an app's containers (Dokku names and labels them), builds the one-layer derived image
 that carries the readiness health check, and runs HTTP requests *inside* a container with the
-image's own `node`, so the plugin never needs a route to container IPs and works the same on
-every Docker network layout. Rules of an instance that does not run are checked by the image's own
+image's own `node` (one relay per container, exec_channel.py), so the plugin never needs a route
+to container IPs and works the same on every Docker network layout. Rules of an instance that does not run are checked by the image's own
 parser in a one-off container (check_rules).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -18,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from powersync_plugin import settings
 from powersync_plugin.adapters.rules_check import RulesVerdict, run_rules_check
@@ -46,40 +45,6 @@ def build_context(cron: tuple = ()) -> dict[str, bytes]:
     checks = app_json()
     document = {**checks, "cron": list(cron)} if cron else checks
     return {"app.json": (json.dumps(document, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes()}
-
-
-# Runs inside the instance container. Redirects are not followed: a 3xx is not readiness.
-# Headers (API token, JWTs) and the body travel in the exec's environment, which Docker receives
-# in the API request and only root reads back (/proc/PID/environ); the command line, which every
-# user of the host reads (`ps`), carries the method, URL, timeout and the number of body chunks.
-_HTTP_SCRIPT = r"""
-const [method, url, timeoutMs, stopAt, count] = process.argv.slice(1);
-const headersJson = process.env.DOKKU_POWERSYNC_HEADERS || '{}';
-let encoded = '';
-for (let i = 0; i < Number(count); i++) encoded += process.env['DOKKU_POWERSYNC_BODY_' + i] || '';
-const body = Number(count) ? Buffer.from(encoded, 'base64').toString('utf8') : undefined;
-const signal = AbortSignal.timeout(Number(timeoutMs));
-(async () => {
-  try {
-    const started = performance.now();
-    const res = await fetch(url, {method, headers: JSON.parse(headersJson), body, redirect: 'manual', signal});
-    let text = '';
-    const reader = res.body ? res.body.getReader() : null;
-    const decoder = new TextDecoder();
-    while (reader) {
-      const {done, value} = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, {stream: true});
-      if ((stopAt && text.includes(stopAt)) || text.length > 262144) { await reader.cancel(); break; }
-    }
-    process.stdout.write(JSON.stringify({status: res.status, body: text, ms: performance.now() - started}));
-  } catch (e) {
-    process.stdout.write(JSON.stringify({status: 0, error: String(e && e.message || e)}));
-  }
-})();
-"""
-_ARG_CHUNK = 65536  # below Linux's 128 KiB limit on one environment string (MAX_ARG_STRLEN)
-
 
 
 class DockerUnavailable(DomainError):
@@ -139,6 +104,7 @@ class DockerEngine:
         # its container (POWERSYNC_TIMINGS separates them from the plugin's own time).
         self.service_seconds = 0.0
         self._rules_verdicts: dict[tuple[str, str], RulesVerdict] = {}
+        self._channels = None  # the HTTP relays, one per container (exec_channel.py)
 
     @property
     def client(self):
@@ -153,38 +119,46 @@ class DockerEngine:
                 raise DockerUnavailable(f"Cannot reach the Docker engine: {exc}") from None
         return self._client
 
+    def _get(self, path: str) -> tuple[int, Any]:
+        """A GET over the engine's socket with the standard library (docker_socket.py says why)."""
+        from powersync_plugin.adapters.docker_socket import engine_get
+
+        timeout = settings.seconds("POWERSYNC_DOCKER_TIMEOUT", 60)
+        try:
+            return engine_get(path, timeout=timeout)
+        except TimeoutError:
+            raise DockerUnavailable(
+                f"The Docker engine did not answer GET {path.split('?', 1)[0]} within {timeout:g}s: check "
+                "`systemctl status docker`, or allow more time with POWERSYNC_DOCKER_TIMEOUT=<seconds>"
+            ) from None
+        except OSError as exc:
+            raise DockerUnavailable(f"Cannot reach the Docker engine: {exc}") from None
+
     def web_container(self, app: str) -> Optional[ContainerView]:
         """The app's current web container (`APP.web.1`), running or not."""
-        import docker.errors
-
-        try:
-            container = self.client.containers.get(f"{app}.web.1")
-        except docker.errors.NotFound:
-            return None
-        return _view(container)
+        return self.container(f"{app}.web.1")
 
     def web_containers(self) -> dict[str, ListedContainer]:
         """Every app's web container (`APP.web.1`) by app name, from one listing call: status --all
         reads a host of instances without one inspect per container."""
+        filters = quote(json.dumps({"name": [r"\.web\.1$"]}))
+        _, listing = self._get(f"/containers/json?all=1&filters={filters}")
         found = {}
-        for container in self.client.containers.list(all=True, sparse=True, filters={"name": r"\.web\.1$"}):
-            attrs = container.attrs
+        for attrs in listing or []:
             for name in attrs.get("Names") or []:
                 if name.lstrip("/").endswith(".web.1"):
                     labels = attrs.get("Labels") or {}
                     found[name.lstrip("/")[: -len(".web.1")]] = ListedContainer(
-                        id=container.id, image=labels.get(LABEL_DERIVED_TAG) or attrs.get("Image", ""),
+                        id=attrs["Id"], image=labels.get(LABEL_DERIVED_TAG) or attrs.get("Image", ""),
                         running=attrs.get("State") == "running",
                     )
         return found
 
-    def container(self, container_id: str) -> Optional[ContainerView]:
-        import docker.errors
-
-        try:
-            return _view(self.client.containers.get(container_id))
-        except docker.errors.NotFound:
+    def container(self, name_or_id: str) -> Optional[ContainerView]:
+        status, attrs = self._get(f"/containers/{quote(name_or_id)}/json")
+        if status == 404 or not isinstance(attrs, dict):
             return None
+        return _view(attrs)
 
     def image(self, reference: str) -> Optional[ImageView]:
         import docker.errors
@@ -244,24 +218,17 @@ class DockerEngine:
         stop_at: str = "",
         port: int = 8080,
     ) -> HttpResult:
-        encoded = base64.b64encode(body.encode()).decode() if body is not None else ""
-        chunks = [encoded[i : i + _ARG_CHUNK] for i in range(0, len(encoded), _ARG_CHUNK)]
-        command = ["node", "-e", _HTTP_SCRIPT, method, f"http://127.0.0.1:{port}{path}", str(int(timeout * 1000)), stop_at, str(len(chunks))]
-        environment = {"DOKKU_POWERSYNC_HEADERS": json.dumps(dict(headers or {}))}
-        environment.update({f"DOKKU_POWERSYNC_BODY_{i}": chunk for i, chunk in enumerate(chunks)})
-        import docker.errors
+        """An HTTP request run inside the container by its image's own node, through the
+        command's one relay there (exec_channel.py): no route to the container's IP is needed."""
+        if self._channels is None:
+            from powersync_plugin.adapters.exec_channel import ChannelPool
 
-        try:
-            container = self.client.containers.get(container_id)
-            exit_code, output = container.exec_run(command, environment=environment, demux=False)
-        except (docker.errors.NotFound, docker.errors.APIError) as exc:
-            return HttpResult(status=0, body="", error=f"container unavailable: {exc}")
-        try:
-            parsed = json.loads(output.decode(errors="replace"))
-        except ValueError:
-            return HttpResult(status=0, body="", error=f"probe failed (exit {exit_code})")
-        self.service_seconds += float(parsed.get("ms") or 0) / 1000
-        return HttpResult(status=parsed.get("status", 0), body=parsed.get("body", ""), error=parsed.get("error", ""))
+            self._channels = ChannelPool()
+        answer = self._channels.get(container_id).request(
+            method, f"http://127.0.0.1:{port}{path}", headers or {}, body, timeout, stop_at,
+        )
+        self.service_seconds += answer.service_ms / 1000
+        return HttpResult(status=answer.status, body=answer.body, error=answer.error)
 
     def read_file(self, container_id: str, path: str) -> Optional[str]:
         """A file as the running process sees it (a config behind POWERSYNC_CONFIG_PATH)."""
@@ -346,18 +313,18 @@ def derived_tag(base: ImageView, version: str, cron: tuple = ()) -> str:
     return f"{DERIVED_REPOSITORY}:{version}-{base.digest.split(':', 1)[-1][:12]}-{files.hexdigest()[:8]}"
 
 
-def _view(container) -> ContainerView:
-    state = container.attrs.get("State", {})
+def _view(attrs: dict) -> ContainerView:
+    """A container as the engine's inspect describes it."""
+    state, config = attrs.get("State") or {}, attrs.get("Config") or {}
     return ContainerView(
-        id=container.id,
-        name=container.name,
-        image=(container.attrs.get("Config", {}).get("Labels") or {}).get(LABEL_DERIVED_TAG)
-        or container.attrs.get("Config", {}).get("Image", ""),
+        id=attrs["Id"],
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        image=(config.get("Labels") or {}).get(LABEL_DERIVED_TAG) or config.get("Image", ""),
         running=bool(state.get("Running")),
-        restart_count=int(container.attrs.get("RestartCount", 0) or 0),
+        restart_count=int(attrs.get("RestartCount", 0) or 0),
         exit_code=int(state.get("ExitCode", 0) or 0),
         started_at=state.get("StartedAt", ""),
-        memory_bytes=int((container.attrs.get("HostConfig") or {}).get("Memory") or 0),
+        memory_bytes=int((attrs.get("HostConfig") or {}).get("Memory") or 0),
     )
 
 

@@ -1,0 +1,222 @@
+"""HTTP requests to a PowerSync instance through one long-lived `docker exec` per container.
+
+The plugin never routes to container IPs: requests run inside the container with the image's
+own `node`. Starting an exec and a node process costs about 150 ms on a 2-core host, more than
+most admin requests take to answer, and one command makes several (validate, /current, deploy,
+activation polls, readiness, diagnostics). So the first request to a container starts one relay
+process there, and every later request of the same command is a line on its stdin and a line on
+its stdout: the start cost is paid once per container per command.
+
+Standard library only, over the engine's API socket (the exec is attached by hijacking the
+connection, as `docker exec -i` does), so that the read commands can use it without the SDK.
+
+What crosses the channel: the request (method, URL, headers with the API token or a client's
+JWT, body) travels on the relay's stdin, which nothing else on the host can read; the relay's
+command line, which every user sees in `ps`, is the fixed script below.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from powersync_plugin.adapters.docker_socket import UnixConnection, engine_socket
+
+# Runs inside the instance container: one JSON request per stdin line, one JSON answer per stdout
+# line, in order. Redirects are not followed (a 3xx is not readiness); `stop_at` ends a streamed
+# body (the sync stream) once it has shown what the caller waits for; bodies are capped.
+RELAY_SCRIPT = r"""
+const lines = require('readline').createInterface({input: process.stdin});
+let queue = Promise.resolve();
+lines.on('line', (line) => { queue = queue.then(() => answer(line)); });
+async function answer(line) {
+  let out;
+  try {
+    const r = JSON.parse(line);
+    const started = performance.now();
+    const res = await fetch(r.url, {method: r.method, headers: r.headers, body: r.body ?? undefined,
+                                    redirect: 'manual', signal: AbortSignal.timeout(r.timeout_ms)});
+    let text = '';
+    const reader = res.body ? res.body.getReader() : null;
+    const decoder = new TextDecoder();
+    while (reader) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, {stream: true});
+      if ((r.stop_at && text.includes(r.stop_at)) || text.length > 262144) { await reader.cancel(); break; }
+    }
+    out = {status: res.status, body: text, ms: performance.now() - started};
+  } catch (e) {
+    out = {status: 0, error: String(e && e.message || e)};
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+"""
+
+_STDOUT, _STDERR = 1, 2
+# The relay's own answer has a timeout (the request's); this guard only catches a relay that
+# died without closing its stream.
+_GUARD_SECONDS = 10.0
+
+
+class ChannelClosed(Exception):
+    """The relay is gone (its container stopped, or it never started): no answer."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str = ""
+    error: str = ""
+    service_ms: float = 0.0
+
+
+class ExecChannel:
+    """One relay process in one container; requests are answered one at a time, in order."""
+
+    def __init__(self, container_id: str, socket_path: Optional[str] = None) -> None:
+        self.container_id = container_id
+        self._socket_path = socket_path or engine_socket()
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+        self._buffer = b""  # stream bytes not yet parsed into frames
+        self._stdout = b""  # relay output not yet split into answers
+        self._stderr = b""
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: Optional[str], timeout: float, stop_at: str = "",
+    ) -> Answer:
+        line = json.dumps({"method": method, "url": url, "headers": dict(headers), "body": body,
+                           "timeout_ms": int(timeout * 1000), "stop_at": stop_at}) + "\n"
+        with self._lock:
+            try:
+                if self._sock is None:
+                    self._sock = self._start()
+                self._sock.settimeout(timeout + _GUARD_SECONDS)
+                self._sock.sendall(line.encode())
+                reply = self._read_line()
+            except (OSError, ChannelClosed) as exc:
+                self._drop()
+                detail = self._stderr.decode(errors="replace").strip().splitlines()[-1:] or [str(exc) or type(exc).__name__]
+                return Answer(status=0, error=f"container unavailable: {detail[0]}")
+        try:
+            parsed: Any = json.loads(reply)
+        except ValueError:
+            return Answer(status=0, error="the relay answered something that is not JSON")
+        return Answer(status=int(parsed.get("status") or 0), body=parsed.get("body") or "",
+                      error=parsed.get("error") or "", service_ms=float(parsed.get("ms") or 0))
+
+    def close(self) -> None:
+        """End the relay: closing its stdin ends its input, and node exits."""
+        with self._lock:
+            if self._sock is not None:
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            self._drop()
+
+    def _start(self) -> socket.socket:
+        created = _api(self._socket_path, "POST", f"/containers/{self.container_id}/exec", {
+            "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": False,
+            "Cmd": ["node", "-e", RELAY_SCRIPT],
+        })
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(_GUARD_SECONDS)
+        sock.connect(self._socket_path)
+        payload = json.dumps({"Detach": False, "Tty": False}).encode()
+        sock.sendall(
+            f"POST /exec/{created['Id']}/start HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+            f"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ChannelClosed("the engine closed the exec stream")
+            head += chunk
+        head, _, self._buffer = head.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        if status_line.split()[1:2] not in (["101"], ["200"]):
+            sock.close()
+            raise ChannelClosed(status_line)
+        return sock
+
+    def _read_line(self) -> bytes:
+        while b"\n" not in self._stdout:
+            self._read_frame()
+        line, _, self._stdout = self._stdout.partition(b"\n")
+        return line
+
+    def _read_frame(self) -> None:
+        """Docker multiplexes an attached exec's output (no TTY): an 8-byte header per frame, the
+        stream in byte 0 and the length big-endian in bytes 4-7."""
+        header = self._take(8)
+        stream, size = header[0], struct.unpack(">I", header[4:8])[0]
+        data = self._take(size)
+        if stream == _STDOUT:
+            self._stdout += data
+        elif stream == _STDERR:
+            self._stderr = (self._stderr + data)[-4096:]
+
+    def _take(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ChannelClosed("the relay ended")
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock, self._buffer, self._stdout = None, b"", b""
+
+
+class ChannelPool:
+    """One channel per container, shared by the threads of one command."""
+
+    def __init__(self, socket_path: Optional[str] = None) -> None:
+        self._socket_path = socket_path
+        self._channels: dict[str, ExecChannel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, container_id: str) -> ExecChannel:
+        with self._lock:
+            channel = self._channels.get(container_id)
+            if channel is None:
+                channel = self._channels[container_id] = ExecChannel(container_id, self._socket_path)
+            return channel
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+
+def _api(socket_path: str, method: str, path: str, body: dict) -> dict:
+    connection = UnixConnection(socket_path, timeout=_GUARD_SECONDS)
+    try:
+        connection.request(method, path, json.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise ChannelClosed(f"Docker unreachable: {exc}") from None
+    finally:
+        connection.close()
+    if response.status >= 300:
+        try:
+            message = json.loads(payload).get("message", "")
+        except ValueError:
+            message = payload.decode(errors="replace")
+        raise ChannelClosed(message or f"HTTP {response.status}")
+    return json.loads(payload)
