@@ -94,6 +94,8 @@ class ExecChannel:
                            "timeout_ms": int(timeout * 1000), "stop_at": stop_at}) + "\n"
         with self._lock:
             try:
+                if self._sock is not None and not self._alive():
+                    self._drop()  # the relay ended since the last request (its container restarted)
                 if self._sock is None:
                     self._sock = self._start()
                 self._sock.settimeout(timeout + _GUARD_SECONDS)
@@ -119,6 +121,21 @@ class ExecChannel:
                 except OSError:
                     pass
             self._drop()
+
+    def _alive(self) -> bool:
+        """Whether the engine still holds the relay's stream open: when the relay ends, the
+        engine closes it, and a read that would otherwise wait finds the end at once."""
+        if self._buffer or self._stdout:
+            return True
+        self._sock.setblocking(False)
+        try:
+            return self._sock.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            self._sock.setblocking(True)
 
     def _start(self) -> socket.socket:
         created = _api(self._socket_path, "POST", f"/containers/{self.container_id}/exec", {
