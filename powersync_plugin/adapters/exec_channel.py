@@ -27,33 +27,43 @@ from typing import Any, Mapping, Optional
 from powersync_plugin.adapters.docker_socket import UnixConnection, engine_socket
 
 # Runs inside the instance container: one JSON request per stdin line, one JSON answer per stdout
-# line, in order. Redirects are not followed (a 3xx is not readiness); `stop_at` ends a streamed
-# body (the sync stream) once it has shown what the caller waits for; bodies are capped.
+# line, in order. Node's `http` module, not `fetch`: fetch's first use loads undici, about 120 ms
+# of the relay's start here, more than node's own start. Redirects are not followed (a 3xx is not
+# readiness); `stop_at` ends a streamed body (the sync stream) once it has shown what the caller
+# waits for; bodies are capped; the timeout covers the whole exchange.
 RELAY_SCRIPT = r"""
+const http = require('http');
 const lines = require('readline').createInterface({input: process.stdin});
 let queue = Promise.resolve();
-lines.on('line', (line) => { queue = queue.then(() => answer(line)); });
-async function answer(line) {
-  let out;
-  try {
-    const r = JSON.parse(line);
+lines.on('line', (line) => {
+  queue = queue.then(() => exchange(line)).then((out) => process.stdout.write(JSON.stringify(out) + '\n'));
+});
+function exchange(line) {
+  return new Promise((resolve) => {
+    let r;
+    try { r = JSON.parse(line); } catch (e) { resolve({status: 0, error: 'not a request: ' + e.message}); return; }
     const started = performance.now();
-    const res = await fetch(r.url, {method: r.method, headers: r.headers, body: r.body ?? undefined,
-                                    redirect: 'manual', signal: AbortSignal.timeout(r.timeout_ms)});
-    let text = '';
-    const reader = res.body ? res.body.getReader() : null;
-    const decoder = new TextDecoder();
-    while (reader) {
-      const {done, value} = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, {stream: true});
-      if ((r.stop_at && text.includes(r.stop_at)) || text.length > 262144) { await reader.cancel(); break; }
-    }
-    out = {status: res.status, body: text, ms: performance.now() - started};
-  } catch (e) {
-    out = {status: 0, error: String(e && e.message || e)};
-  }
-  process.stdout.write(JSON.stringify(out) + '\n');
+    let settled = false;
+    const done = (out) => { if (!settled) { settled = true; clearTimeout(timer); resolve(out); } };
+    const failed = (e) => done({status: 0, error: String(e && e.message || e)});
+    const headers = Object.assign({}, r.headers);
+    if (r.body != null) headers['Content-Length'] = Buffer.byteLength(r.body);
+    const req = http.request(r.url, {method: r.method, headers}, (res) => {
+      let text = '';
+      const answered = () => done({status: res.statusCode, body: text, ms: performance.now() - started});
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        text += chunk;
+        if ((r.stop_at && text.includes(r.stop_at)) || text.length > 262144) { answered(); res.destroy(); }
+      });
+      res.on('end', answered);
+      res.on('error', failed);
+      res.on('close', () => failed('the connection closed before the answer ended'));
+    });
+    const timer = setTimeout(() => { failed('timed out after ' + r.timeout_ms + ' ms'); req.destroy(); }, r.timeout_ms);
+    req.on('error', failed);
+    req.end(r.body == null ? undefined : r.body);
+  });
 }
 """
 

@@ -100,7 +100,7 @@ def test_a_relay_whose_container_restarted_is_replaced(echo, proxy):
     deadline = time.monotonic() + 20
     while (answer := engine.http(echo.id, "GET", "/two", timeout=2)).status != 201:
         # Only the server's own start may refuse; the dead relay must not answer for the new one.
-        assert answer.error == "fetch failed" and time.monotonic() < deadline, answer
+        assert "ECONNREFUSED" in answer.error and time.monotonic() < deadline, answer
         time.sleep(0.2)
     assert len(execs(proxy, since)) == 2
 
