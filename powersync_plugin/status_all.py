@@ -3,9 +3,10 @@ rules revision and whether the service runs it, readiness, replication lag.
 
 The journal gives what each instance should be (its read-model row; the full fold only for the
 instances that run, for their API token and rules bytes); one container listing gives what runs.
-The running instances are then probed (readiness and diagnostics, each a `docker exec` of the
-image's node) a few requests at a time on threads, so the screen takes about the slowest probes
-rather than the sum of all of them, and a 2-core host is not flooded with node processes.
+The running instances are then probed (readiness and diagnostics, through one relay per container:
+a `docker exec` of the image's node, exec_channel.py) a few at a time on threads, so the screen
+takes about the slowest probes rather than the sum of all of them, and a 2-core host is not
+flooded with node processes.
 """
 from __future__ import annotations
 
@@ -65,7 +66,6 @@ def _row(listed: dict) -> dict:
 
 
 def _probe(s: Services, running: list[tuple[dict, str]]) -> None:
-    s.docker.client  # connect once, before the threads share the client
     apis = []
     for row, container_id in running:
         state = project(row["name"], s.journal.load(row["name"]))
@@ -73,11 +73,12 @@ def _probe(s: Services, running: list[tuple[dict, str]]) -> None:
         apis.append((row, PowerSyncApi(s.docker, container_id, state.api_token), content))
     with ThreadPoolExecutor(max_workers=probe_concurrency(), thread_name_prefix="status") as pool:
         # A probe waits its turn behind others on a loaded host: an answer late is still the answer.
-        readiness = [pool.submit(api.readiness, PROBE_TIMEOUT) for _, api, _ in apis]
-        diagnostics = [pool.submit(api.diagnostics, True) for _, api, _ in apis]
-        for (row, _, content), ready, found in zip(apis, readiness, diagnostics):
-            row["ready"] = ready.result().ok
-            _read_diagnostics(row, found.result(), content)
+        # Both requests of an instance go through its one relay: the second costs milliseconds.
+        probes = [pool.submit(lambda api: (api.readiness(PROBE_TIMEOUT), api.diagnostics(True)), api) for _, api, _ in apis]
+        for (row, _, content), probe in zip(apis, probes):
+            ready, found = probe.result()
+            row["ready"] = ready.ok
+            _read_diagnostics(row, found, content)
 
 
 def _read_diagnostics(row: dict, payload: Optional[dict], content: Optional[str]) -> None:
