@@ -13,25 +13,34 @@ from tests.e2e.conftest import RULES_2, linked_instance, slots, sync_stream_stat
 from tests.e2e.test_rules_api import current
 
 
-def run_and_kill(h, args, input_text, marker, until_new_container=None):
+def run_and_kill(h, args, input_text, marker, until_new_container=None, hold_journal_from=None):
     """Start a command, kill its whole process group with SIGKILL once `marker` appears in its output
-    (and, with `until_new_container`, once Dokku's deploy has started that app's new container)."""
+    (and, with `until_new_container`, once Dokku's deploy has started that app's new container).
+    With `hold_journal_from`, the test takes the journal's write lock once that line appears, so
+    the command, which records nothing between the two lines, cannot record its outcome before
+    the kill: a step that takes milliseconds is still killed in between."""
     process = subprocess.Popen(
         ["dokku", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=h.env, start_new_session=True, text=True,
     )
     process.stdin.write(input_text)
     process.stdin.close()
-    seen = []
+    seen, holder = [], None
     deadline = time.monotonic() + 120
     for line in process.stdout:
         seen.append(line)
+        if hold_journal_from and hold_journal_from in line and holder is None:
+            holder = sqlite3.connect(journal_path(h), timeout=10, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
         if marker in line or time.monotonic() > deadline:
             break
     while until_new_container and not upcoming_containers(until_new_container) and time.monotonic() < deadline:
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    if holder is not None:
+        holder.execute("ROLLBACK")
+        holder.close()
     assert any(marker in line for line in seen), "".join(seen)
 
 
@@ -43,9 +52,12 @@ def upcoming_containers(app):
     return [n for n in names if ".upcoming-" in n]
 
 
+def journal_path(h) -> Path:
+    return Path(h.root) / "var/lib/dokku/services/powersync/journal.sqlite3"
+
+
 def integrity_ok(h):
-    path = Path(h.root) / "var/lib/dokku/services/powersync/journal.sqlite3"
-    with closing(sqlite3.connect(path)) as connection:
+    with closing(sqlite3.connect(journal_path(h))) as connection:
         return connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -65,7 +77,8 @@ def test_change_killed_then_reconciled(harness, source, command, marker, until_n
     h = harness
     name, backend = linked_instance(h, source)
     if command == "set-rules":
-        run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker, until_new_container and name)
+        hold = "Rules r2 recorded" if marker != "Rules r2 recorded" else None
+        run_and_kill(h, ["powersync:set-rules", name], RULES_2, marker, until_new_container and name, hold)
     else:
         run_and_kill(h, ["powersync:upgrade", name, "--image-version", "1.26.0"], "", marker, until_new_container and name)
     assert integrity_ok(h)
