@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,13 +52,15 @@ def main() -> None:
     h = make_harness()
     try:
         assert h.install_plugin().returncode == 0
-        assert h.run("postgres:create", "bench-db", "--config-options", "-c wal_level=logical").returncode == 0
-        h.run("postgres:connect", "bench-db", input="CREATE TABLE todos (id text primary key);\nCREATE PUBLICATION powersync FOR ALL TABLES;\n")
+        tag = uuid.uuid4().hex[:4]  # container names are global to the Docker engine another run may share
+        database = f"bench-db-{tag}"
+        assert h.run("postgres:create", database, "--config-options", "-c wal_level=logical").returncode == 0
+        h.run("postgres:connect", database, input="CREATE TABLE todos (id text primary key);\nCREATE PUBLICATION powersync FOR ALL TABLES;\n")
         figures = {"link": [], "set-rules": []}
         for run in range(runs):
-            backend, name = f"bench-api-{run}", f"bench-ps-{run}"
+            backend, name = f"bench-api-{tag}{run}", f"bench-ps-{tag}{run}"
             h.run("apps:create", backend)
-            h.run("postgres:link", "bench-db", backend)
+            h.run("postgres:link", database, backend)
             h.run("config:set", "--no-restart", backend, "SECRET_KEY=" + "b" * 64)
             h.run("powersync:create", name, "--image", STANDIN_REPO)
             h.run("domains:set", name, f"{name}.example.test")

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,17 +124,19 @@ def reads(h, runs: int) -> dict:
 
 
 def restarts(h, runs: int) -> dict:
-    assert h.run("postgres:create", "bench-db", "--config-options", "-c wal_level=logical").returncode == 0
-    h.run("postgres:connect", "bench-db",
+    # Container names are global to the Docker engine, which another run may share.
+    tag = uuid.uuid4().hex[:4]
+    database, backend, name = f"bench-db-{tag}", f"bench-backend-{tag}", f"bench-ps-{tag}"
+    assert h.run("postgres:create", database, "--config-options", "-c wal_level=logical").returncode == 0
+    h.run("postgres:connect", database,
           input="CREATE TABLE todos (id text primary key);\nCREATE PUBLICATION powersync FOR ALL TABLES;\n")
-    h.run("apps:create", "bench-backend")
-    h.run("postgres:link", "bench-db", "bench-backend")
-    h.run("config:set", "--no-restart", "bench-backend", "SECRET_KEY=" + "b" * 64)
-    name = "bench-ps"
+    h.run("apps:create", backend)
+    h.run("postgres:link", database, backend)
+    h.run("config:set", "--no-restart", backend, "SECRET_KEY=" + "b" * 64)
     wall(h, "powersync:create", name, "--image", STANDIN_REPO)
     wall(h, "domains:set", name, f"{name}.example.test")  # link gives the backend POWERSYNC_URL
     wall(h, "powersync:set-rules", name, input=RULES.format("initial"))
-    wall(h, "powersync:link", name, "bench-backend")
+    wall(h, "powersync:link", name, backend)
     # rotate must have something to rotate: the backend's SECRET_KEY changes before each run
     # (untimed; auto-rotate off, so that change only marks the instance stale).
     wall(h, "powersync:set", name, "auto-rotate", "false")
@@ -141,7 +144,7 @@ def restarts(h, runs: int) -> dict:
     for run in range(runs):
         figures["ps:restart"].append(wall(h, "ps:restart", name))
         figures["set-rules"].append(wall(h, "powersync:set-rules", name, input=RULES.format(run)))
-        wall(h, "config:set", "--no-restart", "bench-backend", "SECRET_KEY=" + f"{run:x}" * 64)
+        wall(h, "config:set", "--no-restart", backend, "SECRET_KEY=" + f"{run:x}" * 64)
         figures["rotate"].append(wall(h, "powersync:rotate", name))
         target = ["--image-version", "1.26.0"] if run % 2 == 0 else ["--image-version", "1.25.0", "--force"]
         figures["upgrade"].append(wall(h, "powersync:upgrade", name, *target))
