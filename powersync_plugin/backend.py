@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from powersync_plugin import source_role
+from powersync_plugin.adapters.dokku import DokkuCommandFailed
 from powersync_plugin.core import derive
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.state import InstanceState
@@ -32,14 +33,15 @@ def backend_values(backend: str, env: dict[str, str]) -> tuple[str, str]:
     return env["SECRET_KEY"], env["DATABASE_URL"]
 
 
-def backend_secrets(s: Services, state: InstanceState) -> BackendSecrets:
-    from concurrent.futures import ThreadPoolExecutor
+def backend_reads(state: InstanceState) -> list[tuple]:
+    """What backend_secrets reads (read_ahead.py): the backend's config and the instance's."""
+    return [("config", state.link.backend), ("config", state.name)]
 
+
+def backend_secrets(s: Services, state: InstanceState) -> BackendSecrets:
     backend = state.link.backend
-    with ThreadPoolExecutor(max_workers=1) as pool:  # two independent `dokku` processes at once
-        instance_read = pool.submit(s.dokku.config, state.name)
-        backend_env = s.dokku.config(backend)
-        instance_env = instance_read.result()
+    s.reads.start(*backend_reads(state))  # two independent `dokku` processes at once
+    backend_env, instance_env = s.reads.take("config", backend), s.reads.take("config", state.name)
     secret_key, _ = backend_values(backend, backend_env)
     source = instance_env.get("PS_DATA_SOURCE_URI")
     if not source:
@@ -69,6 +71,24 @@ def linked_service(s: Services, app: str, uri: str) -> Optional[str]:
         if derive.same_database(dsn, uri):
             return service
     return None
+
+
+def serves_source(s: Services, backend: str, service: Optional[str], uri: str) -> bool:
+    """Whether `uri`, the backend's DATABASE_URL, still reaches the database of `service`, the
+    dokku-postgres service the journal recorded at link (None: a source dokku-postgres does not
+    serve). The journal names the service, so its DSN answers (rotate reads it ahead) without
+    asking dokku-postgres for every service linked to the backend; that search (linked_service)
+    answers only when the DSN does not match or cannot be read, or no service was recorded."""
+    if service:
+        try:
+            dsn = s.reads.take("postgres_dsn", service)
+        except DokkuCommandFailed:
+            dsn = ""
+        if dsn:
+            s.out.redactor.add(dsn)
+            if derive.same_database(dsn, uri):
+                return True
+    return linked_service(s, backend, uri) == service
 
 
 def instance_url(s: Services, name: str) -> Optional[str]:

@@ -9,7 +9,7 @@ otherwise gets one. A failed publish puts them back as they were.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from powersync_plugin.core import service_settings
 from powersync_plugin.core.planner import Action, Kind, Plan
@@ -26,10 +26,12 @@ class HostObserved:
     publish_options: tuple[str, ...]  # deploy-phase options made by `metrics`, as Dokku stores them
 
 
-def observe_host(s: Services, name: str) -> HostObserved:
-    container = s.docker.web_container(name)
+def observe_host(s: Services, name: str, container: Any = ...) -> HostObserved:
+    """`container`: the app's web container (None: it has none), when the caller just inspected it."""
+    if container is ...:
+        container = s.docker.web_container(name)
     running = container is not None and container.running
-    options = tuple(o for o in s.dokku.deploy_options(name) if service_settings.is_metrics_publish_option(o))
+    options = tuple(o for o in s.reads.take("deploy_options", name) if service_settings.is_metrics_publish_option(o))
     return HostObserved(container.memory_bytes if running else None, options)
 
 

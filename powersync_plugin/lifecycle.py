@@ -6,14 +6,14 @@ import shutil
 from typing import Callable, Optional
 
 from powersync_plugin import settings, source_role
-from powersync_plugin.backend import backend_secrets
+from powersync_plugin.backend import backend_reads, backend_secrets
 from powersync_plugin.core import decisions, derive
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.names import check_app_name
 from powersync_plugin.core.planner import INSTANCE_PORTS, Action, Kind, Plan
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.pipeline import changing, commit, restored_text
-from powersync_plugin.publishing import apply_preview, preview_plan, publish_or_restore
+from powersync_plugin.publishing import apply_preview, observe_reads, preview_plan, publish_or_restore
 from powersync_plugin.services import Services
 from powersync_plugin.settings_commands import default_image_version
 from powersync_plugin.teardown import drop_slots, drop_storage_database, require_dropped
@@ -73,7 +73,7 @@ def make_instance_app(s: Services, name: str, memory_mb: int, env: dict[str, str
 
 
 def upgrade(s: Services, name: str, image: Optional[str], image_version: Optional[str], force: bool, dry_run: bool) -> None:
-    with changing(s, name, dry_run) as state:
+    with changing(s, name, dry_run, read_ahead=None if dry_run else _upgrade_reads) as state:
         decisions.require_live(state)
         target_image = image or state.image
         target_version = image_version or default_image_version(s)
@@ -103,6 +103,14 @@ def upgrade(s: Services, name: str, image: Optional[str], image_version: Optiona
         state = s.record(state, new_events)
         s.out.header(f"Upgrading {name} to {state.image}:{state.image_version} ({digest[:19]})")
         publish_or_restore(s, state, backend_secrets(s, state), state.version)
+
+
+def _upgrade_reads(state: InstanceState) -> list[tuple]:
+    """What a linked instance's upgrade reads (read_ahead.py): the backend's secrets and what the
+    publish observes; an unlinked one only records the new version."""
+    if state.link is None:
+        return []
+    return backend_reads(state) + observe_reads(state.name, source_image=True, host=True)
 
 
 def start_stop(s: Services, name: str, action: str) -> int:

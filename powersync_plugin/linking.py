@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from powersync_plugin import access, source_role
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
 from powersync_plugin.adapters.preload import Preload
 from powersync_plugin.backend import (
-    DERIVED_KEYS, BackendSecrets, backend_values, instance_url, linked_service, points_here, storage_uri,
+    DERIVED_KEYS, BackendSecrets, backend_values, instance_url, linked_service, points_here, serves_source,
+    storage_uri,
 )
 from powersync_plugin.core import decisions, derive
 from powersync_plugin.core import events as ev
@@ -18,7 +18,7 @@ from powersync_plugin.core.names import check_app_name, check_existing_app_name,
 from powersync_plugin.core.planner import Action, Kind, Plan
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.pipeline import changing, commit, restored_text
-from powersync_plugin.publishing import apply_preview, preview_plan, publish, publish_or_restore
+from powersync_plugin.publishing import apply_preview, observe_reads, preview_plan, publish, publish_or_restore
 from powersync_plugin.read_side import instances_linked_to
 from powersync_plugin.rules import check_rules_offline
 from powersync_plugin.services import Services
@@ -249,13 +249,12 @@ def apply_unlink(
 
 def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
     """Re-derive the instance from its backend's current SECRET_KEY and DATABASE_URL."""
-    with changing(s, name) as state, ThreadPoolExecutor(max_workers=1) as pool:
+    with changing(s, name, read_ahead=lambda state: _rotate_reads(state, from_hook)) as state:
         decisions.require_live(state)
         if state.link is None:
             raise DomainError(f"{name} is not linked: nothing to rotate")
         backend = state.link.backend
-        instance_env = pool.submit(s.dokku.config, name)  # independent of the backend's reads below
-        env = s.dokku.config(backend)
+        env = s.reads.take("config", backend)
         missing = [key for key in ("SECRET_KEY", "DATABASE_URL") if not env.get(key)]
         if missing:
             s.record(state, [ev.NewEvent(ev.BACKEND_CHANGED, {"cause": f"{' and '.join(missing)} removed from {backend}"})])
@@ -267,7 +266,9 @@ def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
         secret_key = env["SECRET_KEY"]
         s.out.redactor.add(secret_key, derive.secret_key_b64(secret_key), env["DATABASE_URL"])
         source_uri, _ = derive.normalise_source_uri(env["DATABASE_URL"])
-        if linked_service(s, backend, source_uri) != state.link.postgres_service:
+        # The same DATABASE_URL the journal last verified (link, rotate) reaches the same service.
+        same_source = derive.fingerprint(source_uri) == state.link.source_fingerprint
+        if not same_source and not serves_source(s, backend, state.link.postgres_service, source_uri):
             raise DomainError(
                 f"{backend}'s DATABASE_URL now points at another database server: relink "
                 f"(`dokku powersync:unlink {name} {backend}` then `link`) so slots and storage move with it"
@@ -284,5 +285,17 @@ def rotate(s: Services, name: str, cause: str, from_hook: bool = False) -> None:
         s.out.header(f"Rotating {name}: {cause}")
         state = s.record(state, new_events)
         source_uri = source_role.source_dsn(s, state, source_uri)
-        storage = storage_uri(state, source_uri, instance_env.result())
-        publish_or_restore(s, state, BackendSecrets(secret_key, source_uri, storage), state.version)
+        storage = storage_uri(state, source_uri, s.reads.take("config", name))
+        # The image stays unless the derived image changed: the restore target is read only then.
+        publish_or_restore(s, state, BackendSecrets(secret_key, source_uri, storage), state.version, source_image=False)
+
+
+def _rotate_reads(state: InstanceState, from_hook: bool) -> list[tuple]:
+    """What rotate reads (read_ahead.py): the backend's config; when it will publish, also the
+    instance's config and what the publish observes. The source service's DSN is asked only when
+    the backend's DATABASE_URL is not the one the journal recorded."""
+    if state.link is None:
+        return []
+    if from_hook and not state.auto_rotate:
+        return [("config", state.link.backend)]  # the instance is only marked stale
+    return [("config", state.link.backend), ("config", state.name)] + observe_reads(state.name, host=True)

@@ -14,12 +14,14 @@ upgrade, reconcile) appends with `Services.record` and settles the intent with `
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
+from powersync_plugin.adapters.preload import Preload
 from powersync_plugin.core import decisions
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.state import InstanceState
+from powersync_plugin.read_ahead import Read
 from powersync_plugin.services import Services
 
 Apply = Callable[[InstanceState], object]
@@ -34,22 +36,36 @@ class CommandFailed(DomainError):
 @contextmanager
 def changing(
     s: Services, name: str, dry_run: bool = False, *, local_only: bool = True, finish_interrupted: bool = True,
+    read_ahead: Optional[Callable[[InstanceState], Iterable[Read]]] = None,
 ) -> Iterator[InstanceState]:
     """Hold the instance's lock; yield its state, after finishing a change an earlier command left
     without outcome. `finish_interrupted=False` for commands that only record facts about an app
-    not yet managed (create, adopt) or change no deployment (settings, reconcile itself)."""
+    not yet managed (create, adopt) or change no deployment (settings, reconcile itself).
+    `read_ahead(state)`: the Dokku reads the change will take (read_ahead.py), started with the
+    scheduler check, while the write path's packages are imported; not when an interrupted change
+    must be finished first (it would change what they read)."""
     with s.lock(name):
-        if local_only:
-            s.require_local_scheduler(name)
         state = s.load(name)
-        if finish_interrupted and state.pending_intent is not None:
-            if dry_run:
-                s.out.warn(f"Revision {state.pending_intent} was interrupted: the real run reconciles it first")
-            else:
-                s.out.step(f"Revision {state.pending_intent} was interrupted: reconciling before this command")
-                s.reconciler(s, state, False)
-                state = s.load(name)
-        yield state
+        preload = None
+        if read_ahead is not None and not (finish_interrupted and state.pending_intent is not None):
+            preload = Preload()
+            s.reads.start(*((("scheduler", name),) if local_only else ()), *read_ahead(state))
+        try:
+            if local_only:
+                s.require_local_scheduler(name)
+            if finish_interrupted and state.pending_intent is not None:
+                if dry_run:
+                    s.out.warn(f"Revision {state.pending_intent} was interrupted: the real run reconciles it first")
+                else:
+                    s.out.step(f"Revision {state.pending_intent} was interrupted: reconciling before this command")
+                    s.reconciler(s, state, False)
+                    s.reads.forget()
+                    state = s.load(name)
+            if preload is not None:
+                preload.wait()  # the change may import Docker's SDK or SQLAlchemy itself from here on
+            yield state
+        finally:
+            s.reads.forget()
 
 
 def commit(

@@ -11,14 +11,13 @@ import base64
 import datetime
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from typing import Optional
 
 from powersync_plugin import host_settings, rules_delivery, settings
 from powersync_plugin.adapters.docker_engine import ContainerView, ImageView, derived_tag
 from powersync_plugin.adapters.dokku import DokkuCommandFailed
 from powersync_plugin.adapters.powersync_api import PowerSyncApi
-from powersync_plugin.adapters.startup_checks import READINESS_CHECK, STAY_UP_CHECK, stay_up_seconds
+from powersync_plugin.adapters.startup_checks import READINESS_CHECK, STAY_UP_CHECK, checks_passed, stay_up_seconds
 from powersync_plugin.backend import DERIVED_KEYS, BackendSecrets
 from powersync_plugin.core import config_render, derive, service_settings
 from powersync_plugin.core import events as ev
@@ -51,28 +50,35 @@ def observe(s: Services, name: str) -> Observed:
     return _observe(s, name)[0]
 
 
+def observe_reads(name: str, source_image: bool = False, host: bool = False) -> list[tuple]:
+    """The Dokku reads _observe takes (a change may start them ahead: read_ahead.py)."""
+    reads = [("config", name), ("ports_map", name), ("tls_enabled", name)]
+    reads += [("source_image", name)] if source_image else []
+    return reads + ([("deploy_options", name)] if host else [])
+
+
 def _observe(
-    s: Services, name: str, source_image: bool = False, meanwhile: Optional[Callable[[], Any]] = None,
-) -> tuple[Observed, str, Any]:
+    s: Services, name: str, source_image: bool = False, host: bool = False,
+) -> tuple[Observed, str, Optional[host_settings.HostObserved]]:
     """What the planner compares (with `source_image`, also the image git:from-image last deployed,
-    the restore target). The `dokku` reads are independent processes: they run at once, while this
-    thread makes the Docker calls (the Docker client is not shared between threads) and
-    `meanwhile`, whose result comes third."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        env = pool.submit(s.dokku.config, name)
-        ports = pool.submit(s.dokku.ports_map, name)
-        tls = pool.submit(s.dokku.tls_enabled, name)
-        image = pool.submit(s.dokku.source_image, name) if source_image else None
+    the restore target; with `host`, the memory limit and docker options). The `dokku` reads are
+    independent processes: they run at once (or were started ahead by the change: read_ahead.py)
+    while this thread inspects the container (the Docker client is not shared between threads).
+    What is observed is the state before the publish writes: the answers are dropped after."""
+    s.reads.start(*observe_reads(name, source_image, host))
+    try:
         container = s.docker.web_container(name)
-        extra = meanwhile() if meanwhile else None
         observed = Observed(
-            env=env.result(),
-            ports=tuple(ports.result()),
-            tls=tls.result(),
+            env=s.reads.take("config", name),
+            ports=tuple(s.reads.take("ports_map", name)),
+            tls=s.reads.take("tls_enabled", name),
             deployed_image=container.image if container else None,
             running=bool(container and container.running),
         )
-        return observed, image.result() if image else "", extra
+        image = s.reads.take("source_image", name) if source_image else ""
+        return observed, image, host_settings.observe_host(s, name, container) if host else None
+    finally:
+        s.reads.forget()
 
 
 def publish_plan(state: InstanceState, observed: Observed, image: str, env: Optional[dict] = None) -> Plan:
@@ -85,8 +91,8 @@ def publish_plan(state: InstanceState, observed: Observed, image: str, env: Opti
 
 def preview_plan(s: Services, state: InstanceState) -> Plan:
     """The publish a dry run would make: against the derived tag a real run would build."""
-    plan = publish_plan(state, observe(s, state.name), derived_tag_preview(s, state))
-    return host_settings.extend(plan, state, host_settings.observe_host(s, state.name))
+    observed, _, host = _observe(s, state.name, host=True)
+    return host_settings.extend(publish_plan(state, observed, derived_tag_preview(s, state)), state, host)
 
 
 def base_image(s: Services, state: InstanceState) -> tuple[str, ImageView]:
@@ -112,9 +118,12 @@ def derived_tag_preview(s: Services, state: InstanceState) -> str:
 def publish(
     s: Services, state: InstanceState, backend_secrets: BackendSecrets, wait_rules: bool = True,
     observed: Optional[Observed] = None, host: Optional[host_settings.HostObserved] = None,
+    restore: Optional[dict] = None,
 ) -> None:
     """Apply the desired config with at most one restart, gated on readiness. `observed`, `host`:
-    read just before by the caller (publish_or_restore), so they are not read twice."""
+    read just before by the caller (publish_or_restore), so they are not read twice. `restore`:
+    what the caller restores on failure; the image git:from-image last deployed is added to it
+    before another image is deployed, when the caller has not read it yet."""
     name = state.name
     reference, base = base_image(s, state)
     tag = s.docker.build_derived(base, reference, state.image_version, derived_cron(state))
@@ -122,23 +131,27 @@ def publish(
     s.out.redactor.add(*env.values())
     plan = publish_plan(state, observed or observe(s, name), tag, env)
     plan = host_settings.extend(plan, state, host or host_settings.observe_host(s, name))
+    if restore is not None and "image" not in restore and any(a.kind is Kind.DEPLOY_IMAGE for a in plan.actions):
+        restore["image"] = s.dokku.source_image(name)
+    output = ""  # of the restarting call: Dokku's startup checks log there
     for action in plan.actions:
         try:
-            _execute(s, action, env, tag)
+            output = _execute(s, action, env, tag) or output
         except DokkuCommandFailed as exc:
             raise _refused(name, exc) from None
     if plan.restarts:
-        _verify_deployed(s, state)
+        container_id = _verify_deployed(s, state, output).id
     else:
         s.out.step("Config unchanged: no restart")
         require_ready(s, name, state)
+        container_id = s.docker.web_container(name).id
     # The config carries no rules: the service keeps the rules its storage holds active across
     # restarts; the journal's revision is deployed through its API when they differ.
-    container = s.docker.web_container(name)
-    rules_delivery.ensure(s, state, container.id, wait=wait_rules)
+    rules_delivery.ensure(s, state, container_id, wait=wait_rules)
 
 
-def _execute(s: Services, action: Action, env: dict[str, str], tag: str) -> None:
+def _execute(s: Services, action: Action, env: dict[str, str], tag: str) -> str:
+    """Run one action; returns the output of a call that restarted the app (else "")."""
     app, out, dokku = action.app, s.out, s.dokku
     if action.kind in host_settings.KINDS:
         host_settings.execute(s, action)
@@ -158,17 +171,21 @@ def _execute(s: Services, action: Action, env: dict[str, str], tag: str) -> None
         values = {key: env[key] for key in action.keys}
         if action.restarts:
             out.step(f"Publishing {', '.join(action.keys)} and restarting {app} (waiting for readiness)")
-        dokku.config_set(app, values, restart=action.restarts)
+        output = dokku.config_set(app, values, restart=action.restarts)
+        return output if action.restarts else ""
     elif action.kind is Kind.DEPLOY_IMAGE:
         out.step(f"Deploying {tag} to {app} (waiting for readiness)")
-        if not dokku.deploy_image(app, tag):
+        output = dokku.deploy_image(app, tag)
+        if output is None:
             out.step("Image unchanged: restarting to apply the config")
-            dokku.restart(app)
+            return dokku.restart(app)
+        return output
     elif action.kind is Kind.RESTART:
         out.step(f"Restarting {app} (waiting for readiness)")
-        dokku.restart(app)
+        return dokku.restart(app)
     else:  # pragma: no cover - plan_publish emits only the kinds above
         raise AssertionError(action.kind)
+    return ""
 
 
 def _refused(name: str, exc: DokkuCommandFailed) -> DomainError:
@@ -185,22 +202,26 @@ def _refused(name: str, exc: DokkuCommandFailed) -> DomainError:
     )
 
 
-def _verify_deployed(s: Services, state: InstanceState) -> None:
+def _verify_deployed(s: Services, state: InstanceState, output: str) -> ContainerView:
     """Dokku switched only after its startup checks passed (readiness 2xx, then still up with no
-    restart STAY_UP seconds after start: a process with invalid rules turns ready briefly, then
-    exits). One inspect and one readiness probe confirm the container Dokku switched to; when
-    Dokku ran no checks (`checks:skip`/`checks:disable`), it is younger than the window and the
-    plugin holds the same gate itself."""
+    restart STAY_UP seconds after it started: a process with invalid rules turns ready briefly,
+    then exits), and its output says so for this deploy: one inspect confirms the container it
+    switched to, without probing again what the checks proved. When the output does not show
+    both checks passing (`checks:skip`/`checks:disable`, or an older image's checks), the plugin
+    probes readiness, and holds the stay-up gate itself for a container younger than the window."""
     name = state.name
     container = s.docker.web_container(name)
     if container is None or not container.running:
         raise DomainError(f"{name} has no running container after the deploy")
     window = stay_up_seconds()
+    if container.restart_count == 0 and checks_passed(output):
+        s.out.step(f"The new container answered readiness and is up {window}s with no restart (Dokku's startup checks)")
+        return container
     remaining = window - _seconds_up(container)
     if remaining <= 0 and container.restart_count == 0:
         s.out.step(f"The new container is up {window}s with no restart (Dokku's startup checks); checking readiness")
         require_ready(s, name, state, container_id=container.id)
-        return
+        return container
     stayed_up = container if container.restart_count == 0 else None
     if stayed_up is not None:
         require_ready(s, name, state, container_id=container.id)
@@ -212,6 +233,7 @@ def _verify_deployed(s: Services, state: InstanceState) -> None:
     if stayed_up is None:
         logs = s.out.redactor.text(s.docker.logs_tail(container.id, 8))
         raise DomainError(f"The new container of {name} exited after turning ready:\n{logs}")
+    return stayed_up
 
 
 def _seconds_up(container: ContainerView) -> float:
@@ -250,22 +272,25 @@ def require_ready(
 
 def publish_or_restore(
     s: Services, state: InstanceState, backend_secrets: BackendSecrets, cause: int, wait_rules: bool = True,
+    source_image: bool = True,
 ) -> None:
-    """Settle the recorded intent `cause` by publishing; a failure restores the previous config."""
+    """Settle the recorded intent `cause` by publishing; a failure restores the previous config.
+    `source_image=False`: the change keeps the image (rotate), so the image to restore is read
+    only if the publish deploys another one after all."""
     name = state.name
-    observed, previous_image, previous_host = _observe(
-        s, name, source_image=True, meanwhile=lambda: host_settings.observe_host(s, name),
-    )
+    observed, previous_image, previous_host = _observe(s, name, source_image=source_image, host=True)
     previous_env = dict(observed.env)
+    restore = {"image": previous_image} if source_image else {}
 
     def undo(exc: DomainError) -> None:
         s.out.warn(f"Publishing failed: {first_line(exc)}")
         s.out.step("Restoring the previous config and image")
         host_settings.restore(s, name, previous_host)
-        _restore(s, state, previous_env, previous_image)
+        _restore(s, state, previous_env, restore.get("image", ""))
 
     settle(
-        s, state, cause, lambda current: publish(s, current, backend_secrets, wait_rules, observed, previous_host),
+        s, state, cause,
+        lambda current: publish(s, current, backend_secrets, wait_rules, observed, previous_host, restore),
         undo=undo,
         failed=lambda exc, restored: f"Publishing to {name} failed: {exc}\n"
         + restored_text(restored, "the previous config and image are back and the instance is ready"),
@@ -284,7 +309,7 @@ def _restore(s: Services, state: InstanceState, previous_env: dict[str, str], pr
     s.dokku.config_set(name, changed, restart=False)
     if previous_image and s.dokku.source_image(name) != previous_image:
         s.out.step(f"Redeploying the previous image {previous_image} (waiting for readiness)")
-        if s.dokku.deploy_image(name, previous_image):
+        if s.dokku.deploy_image(name, previous_image) is not None:
             require_ready(s, name, state)
             return
     container = s.docker.web_container(name)

@@ -18,6 +18,7 @@ from powersync_plugin.core.planner import Plan
 from powersync_plugin.core.projector import apply, project
 from powersync_plugin.core.state import InstanceState
 from powersync_plugin.output import Output
+from powersync_plugin.read_ahead import ReadAhead
 from powersync_plugin.read_model import summary_json
 from powersync_plugin.source_database import SourceDatabase
 
@@ -35,6 +36,7 @@ class Services:
     command: str
     reconciler: Reconciler
     source_db: SourceDatabase = field(init=False)
+    reads: ReadAhead = field(init=False)  # Dokku reads started ahead of the step that takes them
     # observations made while applying a change, recorded after its outcome (pipeline.settle)
     observations: list = field(default_factory=list)
     waited: float = 0.0  # seconds spent waiting for readiness and stay-up (benchmarks subtract it)
@@ -42,6 +44,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.source_db = SourceDatabase(self.dokku)
+        self.reads = ReadAhead(self.dokku)
 
     @property
     def journal(self) -> Journal:
@@ -67,7 +70,7 @@ class Services:
     def require_local_scheduler(self, name: str) -> None:
         """The plugin observes and stops instances through the local Docker engine: an instance app
         moved to another scheduler (scheduler-k3s) would be half-handled, so it is refused."""
-        scheduler = self.dokku.scheduler(name)
+        scheduler = self.reads.take("scheduler", name)
         if scheduler not in (None, "docker-local"):
             raise DomainError(
                 f"{name} runs on the {scheduler} scheduler; dokku-powersync manages instances on docker-local only "

@@ -204,7 +204,7 @@ class Dokku:
         result = self.run("config:import", "--format", "json", *flags, app, "-", input=document, check=False)
         if result.returncode != 0:
             raise self.failure(("config:import", app, "-"), result)
-        return result.stdout
+        return result.stdout + result.stderr
 
     def config_unset(self, app: str, keys: Iterable[str], restart: bool) -> str:
         keys = list(keys)
@@ -266,17 +266,20 @@ class Dokku:
         return result.stdout.strip() or None if result.returncode == 0 else None
 
     # deploys
-    def deploy_image(self, app: str, image: str) -> bool:
-        """Deploy `image`; False when Dokku reports the image unchanged (a no-op, not a failure)."""
+    def deploy_image(self, app: str, image: str) -> Optional[str]:
+        """Deploy `image`; its output, or None when Dokku reports the image unchanged (a no-op,
+        not a failure). Commands that restart return their output (stdout and stderr): the
+        startup checks' verdicts are in it (publishing._verify_deployed)."""
         result = self.run("git:from-image", app, image, check=False)
         if result.returncode == 0:
-            return True
+            return result.stdout + result.stderr
         if NO_CHANGES in (result.stdout + result.stderr):
-            return False
+            return None
         raise self.failure(("git:from-image", app, image), result)
 
-    def restart(self, app: str) -> None:
-        self.run("ps:restart", app)
+    def restart(self, app: str) -> str:
+        result = self.run("ps:restart", app)
+        return result.stdout + result.stderr
 
     def stop(self, app: str) -> None:
         self.run("ps:stop", app)

@@ -37,3 +37,10 @@ def app_json() -> dict:
             ]
         }
     }
+
+
+def checks_passed(output: str) -> bool:
+    """Whether a deploy's output shows both checks passing for the container Dokku switched to:
+    docker-container-healthchecker logs `Healthcheck succeeded name='NAME'` for each (its own
+    logger: DOKKU_QUIET_OUTPUT does not silence it). Skipped or disabled checks log neither."""
+    return all(f"Healthcheck succeeded name='{check}'" in output for check in (READINESS_CHECK, STAY_UP_CHECK))
