@@ -4,9 +4,12 @@ import os
 import signal
 import subprocess
 import time
+import uuid
+from urllib.parse import urlsplit
 
 from tests.e2e.conftest import (
-    RULES, RULES_2, app_config, create_instance, history, journal_rows, linked_instance, slots, sync_stream_status,
+    RULES, RULES_2, app_config, create_instance, history, journal_rows, linked_instance, make_source, slots,
+    sync_stream_status,
 )
 from tests.images.names import STANDIN_REPO
 
@@ -92,6 +95,41 @@ def test_secret_rotation_follows_the_backend(harness, source):
     assert unset.returncode == 0
     assert h.run("powersync:set", name, "auto-rotate", "true").returncode == 0
     assert sync_stream_status(name, backend.token(backend.app, "k1"))[0] == 200
+
+
+def test_rotation_follows_a_new_database_url_on_the_same_server_only(harness):
+    """rotate re-derives from a changed DATABASE_URL when it still reaches the linked
+    dokku-postgres service (here: a new password), and refuses one on another server with
+    nothing changed (rotate asks dokku-postgres only when the URL is not the one it verified)."""
+    h = harness
+    own = make_source(h)  # its password changes below: not the module's shared source
+    name, backend = linked_instance(h, own)
+    assert h.run("powersync:set", name, "auto-rotate", "false").returncode == 0
+    dsn = h.run("postgres:info", own, "--dsn").stdout.strip()
+    other = make_source(h)
+    other_dsn = h.run("postgres:info", other, "--dsn").stdout.strip()
+    deploys, before = len(h.deploys(name)), app_config(h, name)
+
+    assert h.run("config:set", "--no-restart", backend.app, f"DATABASE_URL={other_dsn}").returncode == 0
+    refused = h.run("powersync:rotate", name)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"{backend.app}'s DATABASE_URL now points at another database server" in refused.stderr
+    assert len(h.deploys(name)) == deploys and app_config(h, name) == before
+
+    password = "p" + uuid.uuid4().hex
+    sql = f"ALTER USER postgres WITH PASSWORD '{password}';\n"
+    assert h.run("postgres:connect", own, input=sql).returncode == 0
+    old_password = urlsplit(dsn).password
+    new_dsn = dsn.replace(f":{old_password}@", f":{password}@")
+    assert h.run("config:set", "--no-restart", backend.app, f"DATABASE_URL={new_dsn}").returncode == 0
+    result = h.run("powersync:rotate", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert password not in result.stdout + result.stderr
+    assert len(h.deploys(name)) == deploys + 1
+    assert urlsplit(app_config(h, name)["PS_DATA_SOURCE_URI"]).password == password
+    assert sync_stream_status(name, backend.token(backend.app, None))[0] == 200
+    last = history(h, name)[-1]
+    assert (last["event"], last["status"]) == ("backend.rotated", "applied")
 
 
 def test_destroying_a_linked_backend_unlinks_it(harness, source):
