@@ -117,6 +117,10 @@ def test_a_failed_upgrade_redeploys_the_previous_image(harness, source):
         info = json.loads(h.run("powersync:info", name, "--format", "json").stdout)
         assert info["image"] != broken and info["image-version"] == "1.25.0"
         assert history(h, name)[-1]["status"] == "failed"
+        # Dokku leaves the refused container stopped, restart policy off, for its retire job.
+        left = [c for c in docker.from_env().containers.list(all=True, filters={"label": f"com.dokku.app-name={name}"})
+                if ".web.1.upcoming-" in c.name]
+        assert len(left) == 1 and left[0].status == "exited", left
     finally:
         _remove_broken_images(name)
 

@@ -33,8 +33,9 @@ The check log lines (``Running healthcheck ...``, ``Healthcheck succeeded name='
 docker-container-healthchecker 0.16; the transcripts only had a stub. On failure the new
 container's output is printed between ``=====> Start/End of APP container output (web.1)`` (not
 under ``DOKKU_QUIET_OUTPUT``: Dokku prints it with its ``_quiet`` loggers), the new container is
-removed (real Dokku stops it and leaves it, named ``APP.web.1.upcoming-<n>``, for its retire job:
-not modelled), the old one keeps running untouched, and the command exits 1.
+stopped with its restart policy off and left, named ``APP.web.1.upcoming-<n>``, for Dokku's retire
+job (kill_new; the job itself is not modelled), the old one keeps running untouched, and the
+command exits 1.
 
 Also modelled: ``ps:restart``/``ps:rebuild`` of a never-deployed app fail with
 `` !     App APP has not been deployed`` (stdout, rc 1); ``ps:start`` of a never-deployed app the same
@@ -453,6 +454,20 @@ def retire(app: str, cid: str) -> None:
                      start_new_session=True)
 
 
+def _kill_new(app: str, cid: str) -> None:
+    """scheduler-deploy-process-container's kill_new (0.38.27): the refused container is registered
+    for retirement and listed in failed-containers, its restart policy is turned off, and it is
+    stopped and killed, but not removed: it stays, stopped, as ``APP.web.1.upcoming-<n>`` until
+    the retire job (not modelled: apps:destroy removes it)."""
+    failed_list = layout().data / "scheduler-docker-local" / app / "failed-containers"
+    failed_list.parent.mkdir(parents=True, exist_ok=True)
+    with failed_list.open("a") as handle:
+        handle.write(f"{cid} {WEB}\n")
+    docker("container", "update", "--restart=no", cid)
+    if docker("container", "stop", cid).returncode == 0:
+        docker("container", "kill", cid)
+
+
 def _dump_container_output(app: str, cid: str) -> None:
     """check-deploy's cleanup prints it with dokku_log_info2_quiet / dokku_container_log_verbose_quiet:
     nothing under DOKKU_QUIET_OUTPUT (the plugin's calls), as with the rest of the quiet output."""
@@ -521,9 +536,8 @@ def _deploy_web(app: str, *, reason: str, kind: str, lock) -> int:
     if failed:
         if cid:
             _dump_container_output(app, cid)
-            docker("container", "update", "--restart=no", cid)
-            docker("container", "rm", "-f", cid)
-            calllog.note_container("removed", name)
+            _kill_new(app, cid)
+            calllog.note_container("stopped", name)
         warn(f"Could not start due to {failed} failed checks ({WEB})", stdout=True)
         event.update(outcome="failed", ended=time.time())
         calllog.note_deploy(event)

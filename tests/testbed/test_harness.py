@@ -259,12 +259,19 @@ def test_deploy_restart_and_checks(harness, harness_web_images):
     assert " !     Could not start due to 1 failed checks (web.1)" in r.stdout
     still = docker_inspect(f"{app}.web.1")
     assert still["Id"] == third["Id"] and still["State"]["Running"]
-    assert not [n for n in app_containers(app) if "upcoming" in n]
+    assert_refused_left_stopped(app)
     assert h.deploys(app)[-1]["outcome"] == "failed"
 
     r = h.run("apps:destroy", app, "--force")
     assert r.returncode == 0 and f"Attempting to retire {app} container {third['Id']}" in r.stdout
     assert app_containers(app) == []
+
+
+def assert_refused_left_stopped(app: str) -> None:
+    """Dokku's kill_new: the refused container stays, stopped, restart policy off, for retirement."""
+    refused = [docker_inspect(n) for n in app_containers(app) if ".web.1.upcoming-" in n]
+    assert len(refused) == 1, app_containers(app)
+    assert not refused[0]["State"]["Running"] and refused[0]["HostConfig"]["RestartPolicy"]["Name"] == "no"
 
 
 def test_uptime_check_gates_the_switch(harness, harness_web_images):
@@ -290,7 +297,7 @@ def test_uptime_check_gates_the_switch(harness, harness_web_images):
     assert " !     Could not start due to 1 failed checks (web.1)" in r.stdout
     still = docker_inspect(f"{app}.web.1")
     assert still["Id"] == first["Id"] and still["State"]["Running"]
-    assert not [n for n in app_containers(app) if "upcoming" in n]
+    assert_refused_left_stopped(app)
 
 
 def test_uptime_check_validation():
