@@ -707,3 +707,65 @@ def test_reprocessing_takes_time_and_reports_progress(ps_standin, ps_instance):
     logs = si.logs()
     assert 'To replicate: "public"."todos" 0/~100' in logs
     assert 'Replicating "public"."todos" 10/~100' in logs and 'Replicating "public"."todos" 100/~100' in logs
+
+
+# ------------------------------------------------------------ as the real 1.25.0 image answers
+# Observed on the real PowerSync Service 1.25.0 image built from source (tag v1.25.0, the repo's
+# service/Dockerfile on this test bed's Debian base); see tests/standin/README.md "Compared with
+# the real image".
+def test_diagnostics_table_errors_as_the_real_service(ps_standin, ps_instance):
+    pg, cfg = ps_instance["pg"], ps_instance["config"]
+    del cfg["sync_config"]
+    pg.psql("CREATE TABLE lists (id text PRIMARY KEY); CREATE TABLE nokey (v text); DROP PUBLICATION powersync; "
+            "CREATE PUBLICATION powersync FOR TABLE todos, nokey", db=ps_instance["source_db"])
+    si = ps_standin(cfg)
+    si.wait_ready()
+    [connection] = si.admin("POST", "/api/admin/v1/diagnostics", body="{}")[1]["data"]["connections"]
+    assert connection["postgres_uri"].startswith("postgresql://") and "@" not in connection["postgres_uri"]
+    rules = ("bucket_definitions:\n  g:\n    data:\n      - SELECT * FROM todos\n      - SELECT * FROM lists\n"
+             "      - SELECT * FROM nokey\n      - SELECT * FROM missing\n")
+    assert si.admin("POST", "/api/sync-rules/v1/deploy", body=rules, content_type="application/yaml")[0] == 200
+    # The real service activates such rules all the same (a table outside the publication is
+    # simply not replicated); its diagnostics keep reporting the fatal errors once they are active.
+    wait_for(lambda: si.admin("GET", "/api/sync-rules/v1/current")[0] == 200, 20, "rules active")
+    active = si.admin("POST", "/api/admin/v1/diagnostics", body="{}")[1]["data"]["active_sync_rules"]
+    [conn] = active["connections"]
+    assert conn["wal_status"] == "reserved"
+    tables = {t["name"]: t for t in conn["tables"]}
+    assert tables["todos"]["errors"] == [] and tables["todos"]["replication_id"] == ["id"]
+    assert tables["lists"]["errors"] == [{"level": "fatal", "message": (
+        "Table \"public\".\"lists\" is not part of publication 'powersync'. "
+        "Run: `ALTER PUBLICATION powersync ADD TABLE \"public\".\"lists\"`.")}]
+    assert tables["nokey"]["replication_id"] == [] and tables["nokey"]["errors"] == [{"level": "fatal", "message": (
+        "No replication id found for \"public\".\"nokey\". Replica identity: default. Configure a primary key on the table.")}]
+    assert tables["missing"]["errors"] == [{"level": "warning", "message": "Table \"public\".\"missing\" not found."}]
+    assert [e["level"] for e in active["errors"]] == ["fatal", "fatal", "warning"]
+
+
+def test_sync_stream_refusals_as_the_real_service(ps_standin, ps_instance):
+    cfg = ps_instance["config"]
+    del cfg["sync_config"]
+    si = ps_standin(cfg)
+    si.wait_ready()
+
+    def stream(token):
+        status, body = si.fetch("POST", "/sync/stream", headers={"Content-Type": "application/json",
+                                                                 "Authorization": f"Token {token}"}, body="{}")
+        return status, json.loads(body)["error"]
+
+    # A valid token before any rules: authenticated, then 500 PSYNC_S2302.
+    assert stream(make_jwt(claims())) == (500, {"name": "ServiceError", "code": "PSYNC_S2302", "status": 500,
+                                                "description": "No sync config available"})
+    # 401s carry the code and description only: the details stay in the service's logs.
+    now = int(time.time())
+    cases = [
+        (make_jwt(claims(), secret=b"wrong"), "PSYNC_S2101", "signature verification failed"),
+        (make_jwt(claims(iat=now - 1000, exp=now - 500)), "PSYNC_S2103", "JWT has expired"),
+        ("garbage", "PSYNC_S2101", "Token is not a well-formed JWT. Check the token format."),
+        (make_jwt({k: v for k, v in claims().items() if k != "sub"}), "PSYNC_S2101", 'JWT payload is missing a required claim "sub"'),
+        (make_jwt(claims(aud="other")), "PSYNC_S2105", 'Unexpected "aud" claim value: "other"'),
+        (make_jwt(claims(), kid="zz"), "PSYNC_S2101",
+         "Could not find an appropriate key in the keystore. The key is missing or no key matched the token KID"),
+    ]
+    for token, code, description in cases:
+        assert stream(token) == (401, {"name": "AuthorizationError", "code": code, "status": 401, "description": description})

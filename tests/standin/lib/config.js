@@ -111,7 +111,9 @@ export function redactUri(uri) {
   try {
     const u = new URL(uri);
     if (u.password) u.password = '';
-    return `${u.protocol}//${u.username ? u.username + '@' : ''}${u.host}${u.pathname}`;
+    // lib-postgres baseUri at v1.25.0: `${protocol}://${hostname}:${port}/${database}`, no user
+    // (the diagnostics' postgres_uri and test-connection; observed on the real 1.25.0 image)
+    return `postgresql://${u.hostname}:${u.port || 5432}${u.pathname}`;
   } catch {
     return '';
   }

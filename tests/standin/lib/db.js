@@ -584,12 +584,62 @@ export class Source {
     return Number(r.rows[0].n);
   }
 
-  async tableExists(schema, name) {
+  /**
+   * The tables a rules pattern reads, checked as the real `getDebugTablesInfo`
+   * (replication-utils.ts, debug-tables-info-batched.plpgsql at v1.25.0) checks them for the
+   * diagnostics: a missing table is a warning; no replication id, a failing SELECT, or a table
+   * outside the `powersync` publication is fatal (observed on the real 1.25.0 image: the rules
+   * still activate, and the fatal error stays in their diagnostics).
+   */
+  async tableDiagnostics(schema, pattern) {
+    const wildcard = pattern.endsWith('%');
     const r = await this.query(
-      `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
-      [schema, name]
+      `SELECT c.oid::int AS oid, c.relname AS name,
+              CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' WHEN 'i' THEN 'index' END AS identity,
+              EXISTS (SELECT 1 FROM pg_publication_tables p WHERE p.pubname = 'powersync' AND p.schemaname = n.nspname AND p.tablename = c.relname) AS in_publication
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind = 'r' AND ${wildcard ? 'c.relname LIKE $2' : 'c.relname = $2'}
+       ORDER BY c.relname`,
+      [schema, pattern]
     );
-    return r.rowCount > 0;
+    if (!wildcard && r.rowCount === 0) {
+      return [{ schema, name: pattern, replication_id: [], errors: [{ level: 'warning', message: `Table ${qualifiedName(schema, pattern)} not found.` }] }];
+    }
+    const tables = [];
+    for (const row of r.rows) {
+      const qualified = qualifiedName(schema, row.name);
+      const cols =
+        row.identity === 'full'
+          ? `SELECT a.attname FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`
+          : `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+             WHERE i.indrelid = $1 AND ${row.identity === 'index' ? 'i.indisreplident' : 'i.indisprimary'} AND a.attnum > 0 ORDER BY a.attnum`;
+      const ids = row.identity === 'nothing' ? [] : (await this.query(cols, [row.oid])).rows.map((x) => x.attname);
+      const errors = [];
+      if (ids.length === 0 && row.identity !== 'nothing') {
+        errors.push({
+          level: 'fatal',
+          message: `No replication id found for ${qualified}. Replica identity: ${row.identity}.${row.identity === 'default' ? ' Configure a primary key on the table.' : ''}`
+        });
+      }
+      try {
+        await this.query(`SELECT * FROM ${qualified} LIMIT 1`);
+      } catch (e) {
+        errors.push({ level: 'fatal', message: e.message });
+      }
+      if (!row.in_publication) {
+        errors.push({
+          level: 'fatal',
+          message: `Table ${qualified} is not part of publication 'powersync'. Run: \`ALTER PUBLICATION powersync ADD TABLE ${qualified}\`.`
+        });
+      }
+      tables.push({ schema, name: row.name, replication_id: ids, errors });
+    }
+    return tables;
+  }
+
+  /** `wal_status` of a slot (pg_replication_slots), which the real diagnostics report beside the lag. */
+  async slotWalStatus(name) {
+    const r = await this.query(`SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, [name]);
+    return r.rows[0]?.wal_status ?? undefined;
   }
 }

@@ -7,10 +7,13 @@ export class ServiceError extends Error {
   }
 }
 
+// The real AuthorizationError keeps its details (token and configuration details) for the
+// service's own logs, never in the 401 body: observed on the real 1.25.0 image built from source.
 export class AuthorizationError extends ServiceError {
   constructor(code, description, details) {
     super({ code, status: 401, description, details });
     this.errorData.name = 'AuthorizationError';
+    delete this.errorData.details;
   }
 }
 

@@ -1,4 +1,6 @@
-// Client JWT verification with shared-secret (HS*) keys, following the real KeyStore rules.
+// Client JWT verification with shared-secret (HS*) keys, following the real KeyStore rules; the
+// descriptions and codes are service-core auth/utils.ts mapJoseError's at v1.25.0 (observed on the
+// real 1.25.0 image built from source).
 import crypto from 'node:crypto';
 import { AuthorizationError } from './errors.js';
 
@@ -9,7 +11,7 @@ function b64json(part, what) {
   try {
     return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
   } catch {
-    throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', `Invalid JWT ${what}`);
+    throw new AuthorizationError('PSYNC_S2101', 'Token is not a well-formed JWT. Check the token format.', `Invalid JWT ${what}`);
   }
 }
 
@@ -23,7 +25,7 @@ export function tokenFromHeader(header) {
 /** Returns the payload or throws AuthorizationError (HTTP 401). */
 export function verifyJwt(token, config) {
   const parts = token.split('.');
-  if (parts.length !== 3) throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', 'Invalid Compact JWS');
+  if (parts.length !== 3) throw new AuthorizationError('PSYNC_S2101', 'Token is not a well-formed JWT. Check the token format.', 'Invalid Compact JWS');
   const header = b64json(parts[0], 'header');
   const payload = b64json(parts[1], 'payload');
 
@@ -47,7 +49,7 @@ export function verifyJwt(token, config) {
     if (exact.alg !== header.alg) {
       throw new AuthorizationError('PSYNC_S2101', `Unexpected token algorithm ${header.alg}`, `Key kid: ${exact.kid}, alg: ${exact.alg}, kty: oct`);
     }
-    if (!valid(exact)) throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', 'signature verification failed');
+    if (!valid(exact)) throw new AuthorizationError('PSYNC_S2101', 'signature verification failed');
   } else {
     const wildcard = config.keys.filter((k) => k.kid == null && k.alg === header.alg);
     if (!wildcard.some(valid)) {
@@ -61,21 +63,21 @@ export function verifyJwt(token, config) {
 
   for (const claim of ['sub', 'iat', 'exp']) {
     if (payload[claim] == null) {
-      throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', `missing required "${claim}" claim`);
+      throw new AuthorizationError('PSYNC_S2101', `JWT payload is missing a required claim ${JSON.stringify(claim)}`, `missing required "${claim}" claim`);
     }
   }
   if (typeof payload.sub !== 'string') {
-    throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', '"sub" claim must be a string');
+    throw new AuthorizationError('PSYNC_S2101', 'JWT payload is missing a required claim "sub"', '"sub" claim must be a string');
   }
   const now = Math.floor(Date.now() / 1000);
   if (typeof payload.exp !== 'number' || payload.exp <= now - CLOCK_TOLERANCE) {
-    throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', '"exp" claim timestamp check failed');
+    throw new AuthorizationError('PSYNC_S2103', 'JWT has expired', '"exp" claim timestamp check failed');
   }
   if (typeof payload.iat !== 'number' || payload.iat > now + CLOCK_TOLERANCE) {
-    throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', '"iat" claim timestamp check failed (it should be in the past)');
+    throw new AuthorizationError('PSYNC_S2101', 'JWT payload is missing a required claim "iat"', '"iat" claim timestamp check failed (it should be in the past)');
   }
   if (payload.nbf != null && (typeof payload.nbf !== 'number' || payload.nbf > now + CLOCK_TOLERANCE)) {
-    throw new AuthorizationError('PSYNC_S2101', 'Authorization failed', '"nbf" claim timestamp check failed');
+    throw new AuthorizationError('PSYNC_S2101', 'JWT payload is missing a required claim "nbf"', '"nbf" claim timestamp check failed');
   }
   const details = `Current configuration allows these audience values: ${JSON.stringify(config.audience)}`;
   if (payload.aud == null) {

@@ -441,7 +441,7 @@ export class Service {
       throw e;
     }
     const active = await this.storage.activeRules();
-    if (!active) throw new ServiceError({ code: 'PSYNC_S2302', status: 500, description: 'No sync rules available' });
+    if (!active) throw new ServiceError({ code: 'PSYNC_S2302', status: 500, description: 'No sync config available' });
     const lastOp = String(active.id * 1000);
     res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
     const now = Math.floor(Date.now() / 1000);
@@ -503,16 +503,17 @@ export class Service {
     if (row.last_fatal_error && !errors.some((e) => e.message === row.last_fatal_error) && this.replicationErrors.has(row.id)) {
       errors.push({ level: 'fatal', message: row.last_fatal_error });
     }
-    let lag;
+    let lag, walStatus;
     let tables = [];
     if (this.source && this.connected) {
       try {
         lag = await this.source.slotLagBytes(row.slot_name);
+        walStatus = await this.source.slotWalStatus(row.slot_name);
         for (const t of sourceTables(row.content)) {
-          const exists = !t.name.includes('%') ? await this.source.tableExists(t.schema, t.name) : true;
-          const terrors = exists ? [] : [{ level: 'warning', message: `Table ${t.schema}.${t.name} not found` }];
-          errors.push(...terrors);
-          tables.push({ schema: t.schema, name: t.name, replication_id: ['id'], data_queries: true, parameter_queries: false, errors: terrors });
+          for (const info of await this.source.tableDiagnostics(t.schema, t.name)) {
+            errors.push(...info.errors);
+            tables.push({ schema: info.schema, name: info.name, replication_id: info.replication_id, data_queries: true, parameter_queries: false, errors: info.errors });
+          }
         }
       } catch {
         // ignore: connection errors are reported on the connection
@@ -531,6 +532,7 @@ export class Service {
           last_checkpoint_ts: row.last_checkpoint_ts ? new Date(row.last_checkpoint_ts).toISOString() : undefined,
           // The real service reports the lag of the deploying version's slot too.
           replication_lag_bytes: lag,
+          wal_status: walStatus,
           tables
         }
       ],
