@@ -22,8 +22,11 @@ from powersync_plugin.core.errors import DomainError
 from powersync_plugin.core.state import InstanceState, RulesRevision
 from powersync_plugin.services import Services
 
-# The snapshot progress line the service logs after each chunk (WalStream.ts at v1.25.0).
-_PROGRESS = re.compile(r'Replicating (\S+) (\d+)/~?(\d+)')
+# The snapshot progress line the service logs after each chunk (WalStream.ts at v1.25.0):
+# `N/~M`, or `N/?` while the table has no estimate (reltuples -1: never vacuumed nor analyzed,
+# SourceTable.formatSnapshotProgress). The real image logs JSON by default (NODE_ENV=production),
+# where the table's quotes are escaped: the name is only a key here.
+_PROGRESS = re.compile(r'Replicating (\S+) (\d+)/(?:~?(\d+)|\?)')
 
 
 @dataclass(frozen=True)
@@ -149,13 +152,14 @@ def progress_line(s: Services, container_id: str, diagnostics: Optional[dict], s
     deploying = _section(diagnostics, "deploying_sync_rules")
     connection = (deploying.get("connections") or [{}])[0] if deploying else {}
     tables = len(connection.get("tables") or [])
-    rows: dict[str, tuple[int, int]] = {}
+    rows: dict[str, tuple[int, Optional[int]]] = {}
     for match in _PROGRESS.finditer(s.docker.logs_since(container_id, since)):
-        rows[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+        rows[match.group(1)] = (int(match.group(2)), int(match.group(3)) if match.group(3) else None)
     parts = [f"reprocessing: {tables} table{'s' if tables != 1 else ''}"]
     if rows:
-        done, total = sum(r[0] for r in rows.values()), sum(r[1] for r in rows.values())
-        parts.append(f"{done:,}/~{total:,} rows replicated")
+        done, totals = sum(r[0] for r in rows.values()), [r[1] for r in rows.values()]
+        total = f"~{sum(totals):,}" if None not in totals else "?"
+        parts.append(f"{done:,}/{total} rows replicated")
     lag = connection.get("replication_lag_bytes")
     if isinstance(lag, int):
         parts.append(f"slot lag {lag:,} bytes")

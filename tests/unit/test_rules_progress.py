@@ -1,0 +1,30 @@
+"""The reprocessing progress line set-rules prints, read from the service's own log lines."""
+from types import SimpleNamespace
+
+from powersync_plugin.rules_delivery import progress_line
+
+DIAGNOSTICS = {"data": {"deploying_sync_rules": {"connections": [
+    {"slot_name": "ps_2_abcd", "replication_lag_bytes": 2048, "tables": [{"name": "todos"}, {"name": "lists"}]}]}}}
+
+
+def services(logs: str):
+    return SimpleNamespace(docker=SimpleNamespace(logs_since=lambda container_id, since: logs))
+
+
+def test_progress_from_text_log_lines():
+    logs = ('2026-11-29T15:35:33.142Z [info]: Replicating "public"."todos" 0/~40000 - resumable\n'
+            '2026-11-29T15:35:33.181Z [info]: Replicating "public"."todos" 10000/~40000\n'
+            '2026-11-29T15:35:33.181Z [info]: Replicating "public"."lists" 100/~100\n')
+    line = progress_line(services(logs), "c", DIAGNOSTICS, 0.0, 5.0)
+    assert line == ("reprocessing: 2 tables, 10,100/~40,100 rows replicated, slot lag 2,048 bytes, "
+                    "5s elapsed; the previous rules keep serving")
+
+
+def test_progress_from_the_real_images_json_lines_and_tables_without_an_estimate():
+    # As the real 1.25.0 image logs them (JSON under NODE_ENV=production), for a table never
+    # analyzed: `N/?` (observed on the image built from source; SourceTable.formatSnapshotProgress).
+    logs = ('{"level":"info","message":"[ps_2_abcd] Replicating \\"public\\".\\"todos\\" 0/? - resumable","timestamp":"t"}\n'
+            '{"level":"info","message":"[ps_2_abcd] Replicating \\"public\\".\\"todos\\" 10000/?","timestamp":"t"}\n'
+            '{"level":"info","message":"[ps_2_abcd] Replicating \\"public\\".\\"lists\\" 20/~20","timestamp":"t"}\n')
+    line = progress_line(services(logs), "c", DIAGNOSTICS, 0.0, 5.0)
+    assert "10,020/? rows replicated" in line
