@@ -116,13 +116,14 @@ def test_log_level_reaches_the_service_logger(harness, linked):
     assert len(h.deploys(name)) == deploys + 1 and web(name).id != before
     assert running_config(name)["system"] == {"logging": {"level": "debug"}}
     logs = web(name).logs().decode()
-    assert 'Configured logger with level "debug"' in logs
-    assert "[debug]:" in logs  # the service now writes debug lines
+    assert 'Configured logger with level \\"debug\\"' in logs  # JSON lines, as the real image logs
+    assert '"level":"debug"' in logs  # the service now writes debug lines (JSON, as the real image)
     assert info(h, name)["log-level"] == "debug"
 
     set_ok(h, name, "log-level", "warn")
     logs = web(name).logs().decode()
-    assert 'Configured logger with level "warn"' in logs and "[debug]:" not in logs and "[info]: Service ready" not in logs
+    assert 'Configured logger with level \\"warn\\"' in logs and '"level":"debug"' not in logs
+    assert '"message":"Service ready"' not in logs
     set_ok(h, name, "log-level", "info")  # the default again, for the tests after this one
 
 

@@ -229,6 +229,17 @@ class StandIn:
     def logs(self) -> str:
         return self.container.logs().decode(errors="replace")
 
+    def messages(self) -> str:
+        """The log's messages, one a line: the image logs JSON lines by default, as the real one
+        does under NODE_ENV=production (quotes in a message are escaped there)."""
+        out = []
+        for line in self.logs().splitlines():
+            try:
+                out.append(json.loads(line)["message"])
+            except (ValueError, KeyError, TypeError):
+                out.append(line)
+        return "\n".join(out)
+
     def status(self) -> str:
         self.container.reload()
         return self.container.status

@@ -704,7 +704,7 @@ def test_reprocessing_takes_time_and_reports_progress(ps_standin, ps_instance):
     assert progress() == "t||"  # the real markTableSnapshotDone clears the counts
     assert _sync_checkpoint(si) == "2000"
     wait_for(lambda: pg.slots(prefix) == [slot2], 15, "old slot dropped")
-    logs = si.logs()
+    logs = si.messages()
     assert 'To replicate: "public"."todos" 0/~100' in logs
     assert 'Replicating "public"."todos" 10/~100' in logs and 'Replicating "public"."todos" 100/~100' in logs
 
@@ -769,3 +769,28 @@ def test_sync_stream_refusals_as_the_real_service(ps_standin, ps_instance):
     ]
     for token, code, description in cases:
         assert stream(token) == (401, {"name": "AuthorizationError", "code": code, "status": 401, "description": description})
+
+
+def test_logs_are_json_by_default_as_in_the_real_image(ps_standin, ps_instance):
+    # The real image sets NODE_ENV=production, so lib-services logs JSON unless PS_LOG_FORMAT or
+    # system.logging.format say otherwise; snapshot lines carry the slot as a prefix.
+    pg, cfg = ps_instance["pg"], ps_instance["config"]
+    del cfg["sync_config"]
+    pg.psql("INSERT INTO todos SELECT g::text, 'x' FROM generate_series(1, 20) g", db=ps_instance["source_db"])
+    si = ps_standin(cfg)
+    si.wait_ready()
+    status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=RULES, content_type="application/yaml")
+    assert status == 200
+    slot = dep["data"]["slot_name"]
+    wait_for(lambda: si.admin("GET", "/api/sync-rules/v1/current")[0] == 200, 20, "rules active")
+    lines = [json.loads(line) for line in si.logs().splitlines()]  # every line is JSON
+    assert all({"level", "message", "timestamp"} <= set(line) for line in lines)
+    messages = [line["message"] for line in lines]
+    assert 'Configured logger with level "info" and format "json"' in messages
+    assert f'[{slot}] Replicating "public"."todos" 0/? - resumable' in messages  # never analyzed: no estimate
+    assert '\\"public\\".\\"todos\\"' in si.logs()  # as the plugin reads them from `docker logs`
+
+    text = ps_standin(cfg, env={"PS_LOG_FORMAT": "text"})
+    text.wait_ready()
+    assert 'Configured logger with level "info" and format "text"' in text.logs()
+    assert "[info]: Service ready" in text.logs()

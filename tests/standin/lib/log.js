@@ -1,8 +1,12 @@
-// Logging to stdout, text (default) or JSON (PS_LOG_FORMAT=json), like the real service's winston setup.
+// Logging to stdout, text or JSON, like the real service's winston setup.
 // Levels are winston's npm levels, the ones PowerSync v1.25.0's LoggingConfig accepts.
 export const LEVELS = { error: 0, warn: 1, info: 2, http: 3, verbose: 4, debug: 5, silly: 6 };
 let threshold = LEVELS[(process.env.PS_LOG_LEVEL || 'info').toLowerCase()] ?? 2;
-const json = (process.env.PS_LOG_FORMAT || 'text').toLowerCase() === 'json';
+// lib-services Logger.ts at v1.25.0: DEFAULT_LOG_FORMAT is json when NODE_ENV is production (as
+// in the image), text otherwise; until the config is read, PS_LOG_FORMAT does not apply
+// (observed on the real 1.25.0 image built from source: every line JSON, with no setting).
+export const DEFAULT_FORMAT = process.env.NODE_ENV == 'production' ? 'json' : 'text';
+let json = DEFAULT_FORMAT === 'json';
 
 function emit(level, message, extra) {
   if (LEVELS[level] > threshold) return;
@@ -22,7 +26,8 @@ function emit(level, message, extra) {
  */
 export function configureLogger(loggingConfig) {
   const level = process.env.PS_LOG_LEVEL ?? loggingConfig?.level ?? 'info';
-  const format = process.env.PS_LOG_FORMAT ?? loggingConfig?.format ?? 'text';
+  const format = process.env.PS_LOG_FORMAT ?? loggingConfig?.format ?? DEFAULT_FORMAT;
+  json = format === 'json';
   threshold = LEVELS.info;
   emit('info', `Configured logger with level "${level}" and format "${format}"`);
   threshold = LEVELS[String(level).toLowerCase()] ?? LEVELS.info;

@@ -335,21 +335,21 @@ export class Service {
         const estimate = await this.source.estimatedCount(t.schema, t.name);
         const at = Number(stored.snapshot_replicated_count ?? 0);
         await this.storage.updateTableProgress(stored.id, { totalEstimatedCount: estimate, replicatedCount: at });
-        logger.info(`To replicate: ${name} ${format(at, estimate)}`);
+        logger.info(`[${row.slot_name}] To replicate: ${name} ${format(at, estimate)}`);
         todo.push({ stored, name, estimate, at, table: t });
       }
     }
     for (const item of todo) {
       const total = await this.source.rowCount(item.table.schema, item.table.name);
       let at = Math.min(item.at, total);
-      logger.info(`Replicating ${item.name} ${format(at, item.estimate)} - resumable`);
+      logger.info(`[${row.slot_name}] Replicating ${item.name} ${format(at, item.estimate)} - resumable`);
       while (at < total) {
         const n = Math.min(chunkRows, total - at);
         await this.sleep((n / rowsPerSecond) * 1000);
         if (!(await stillWanted())) return false;
         at += n;
         await this.storage.updateTableProgress(item.stored.id, { totalEstimatedCount: item.estimate, replicatedCount: at });
-        logger.info(`Replicating ${item.name} ${format(at, item.estimate)}`);
+        logger.info(`[${row.slot_name}] Replicating ${item.name} ${format(at, item.estimate)}`);
       }
       await this.storage.markTableSnapshotDone(item.stored.id);
     }
