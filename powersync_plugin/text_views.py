@@ -22,15 +22,17 @@ def revision_lines(name: str, revision: int, detail: dict) -> list[str]:
 
 
 def history_lines(name: str, rows: list) -> list[str]:
+    # the EVENT column fits the longest event (rules.activation_failed is 23 characters)
+    width = max([19] + [len(row.event) for row in rows]) + 1
     lines = [
         f"=====> {name} history",
-        f"{'REV':<5}{'TIME (UTC)':<22}{'ACTOR':<12}{'EVENT':<20}{'STATUS':<12}{'RULES':<18}DESCRIPTION",
+        f"{'REV':<5}{'TIME (UTC)':<22}{'ACTOR':<12}{'EVENT':<{width}}{'STATUS':<12}{'RULES':<18}DESCRIPTION",
     ]
     for row in rows:
         rules = f"{row.rules_revision} {row.rules_digest}" if row.rules_revision else "-"
         status = row.status + (f": {row.reason}" if row.reason and row.status == "failed" else "")
         description = row.description + (f" [{status}]" if row.status == "failed" else "")
-        lines.append(f"{row.revision:<5}{row.recorded_at:<22}{row.actor[:11]:<12}{row.event:<20}{row.status:<12}{rules:<18}{description}")
+        lines.append(f"{row.revision:<5}{row.recorded_at:<22}{row.actor[:11]:<12}{row.event:<{width}}{row.status:<12}{rules:<18}{description}")
     return lines
 
 

@@ -58,3 +58,14 @@ def test_history_describes_activation_and_its_failure():
     assert [(row.event, row.status) for row in rows[-2:]] == [("rules.activated", "observed"), ("rules.activation_failed", "observed")]
     assert rows[-2].description == "Rules r1 active on the service after 5.1s (slot ps_1_abcd)"
     assert rows[-1].description == "Rules r1 did not become active: boom"
+
+
+def test_history_text_keeps_its_columns_apart_for_the_longest_event():
+    from powersync_plugin.text_views import history_lines
+
+    stream = linked_with_rules()
+    stream.add([ev.NewEvent(ev.RULES_ACTIVATION_FAILED, {"revision": 1, "digest": "d", "reason": "boom"})])
+    lines = history_lines("ps1", history_rows("ps1", stream.events))
+    failed = next(line for line in lines if "rules.activation_failed" in line)
+    assert "rules.activation_failed observed" in failed
+    assert lines[1].index("STATUS") == failed.index("observed")
