@@ -152,3 +152,25 @@ def test_a_reprocessing_change_reports_progress_and_no_wait_leaves_it_to_status(
     assert h.run("powersync:reconcile", name).returncode == 0
     assert info(h, name, "--rules-state") == "active"
     assert history(h, name)[-1]["event"] == "rules.activated"
+
+
+def test_rules_reading_a_table_outside_the_publication_activate_with_a_warning(harness):
+    # As the real PowerSync 1.25.0 image does (built from source and observed): the table's fatal
+    # error is reported while the rules deploy, the other tables are copied, and the rules become
+    # active with the error kept in their diagnostics. set-rules says so instead of failing.
+    h = harness
+    service = make_source(h, publication=False)
+    assert h.run("postgres:connect", service, input="CREATE PUBLICATION powersync FOR TABLE todos;\n").returncode == 0
+    backend = make_backend(h, service)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    linked = h.run("powersync:link", name, backend.app)
+    assert linked.returncode == 0, linked.stdout + linked.stderr
+
+    result = h.run("powersync:set-rules", name, input=RULES_2)  # RULES_2 also reads lists
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "r2 is active" in result.stdout
+    assert ("r2 is active, but the service reports: Table \"public\".\"lists\" is not part of publication 'powersync'. "
+            "Run: `ALTER PUBLICATION powersync ADD TABLE \"public\".\"lists\"`.") in result.stderr
+    assert current(h, name)["current"]["content"] == RULES_2
+    assert history(h, name)[-1]["event"] == "rules.activated"
