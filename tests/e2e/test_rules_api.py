@@ -160,9 +160,13 @@ def test_rules_reading_a_table_outside_the_publication_activate_with_a_warning(h
     # active with the error kept in their diagnostics. set-rules says so instead of failing.
     h = harness
     service = make_source(h, publication=False)
-    assert h.run("postgres:connect", service, input="CREATE PUBLICATION powersync FOR TABLE todos;\n").returncode == 0
+    setup = ("CREATE PUBLICATION powersync FOR TABLE todos;\n"
+             "INSERT INTO todos SELECT 't' || g, 'user-1', 'x' FROM generate_series(1, 20000) g;\nANALYZE todos;\n")
+    assert h.run("postgres:connect", service, input=setup).returncode == 0
     backend = make_backend(h, service)
     name = create_instance(h)
+    # a snapshot of some seconds, so that set-rules sees the error while the rules deploy
+    assert h.run("config:set", "--no-restart", name, "POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND=4000").returncode == 0
     assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
     linked = h.run("powersync:link", name, backend.app)
     assert linked.returncode == 0, linked.stdout + linked.stderr
