@@ -283,10 +283,11 @@ class DockerEngine:
             pass
 
     def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        """The container's last log lines, as an operator reads them (see readable_log)."""
         import docker.errors
 
         try:
-            return self.client.containers.get(container_id).logs(tail=lines).decode(errors="replace")
+            return readable_log(self.client.containers.get(container_id).logs(tail=lines).decode(errors="replace"))
         except docker.errors.NotFound:
             return ""
 
@@ -341,3 +342,19 @@ def timeout_message(exc: BaseException) -> Optional[str]:
         f"The Docker engine did not answer {call} within {settings.seconds('POWERSYNC_DOCKER_TIMEOUT', 60):g}s: "
         "check `systemctl status docker`, or allow more time with POWERSYNC_DOCKER_TIMEOUT=<seconds>"
     )
+
+
+def readable_log(text: str) -> str:
+    """The service's JSON log lines (the real image's default: NODE_ENV=production) in its own text
+    format, `TIMESTAMP [level]: message`; any other line as it is."""
+    out = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("message"), str):
+            out.append(f"{entry.get('timestamp', '')} [{entry.get('level', '')}]: {entry['message']}".lstrip())
+        else:
+            out.append(line)
+    return "\n".join(out)

@@ -142,6 +142,8 @@ def test_with_dokku_checks_skipped_the_plugin_holds_the_stay_up_gate(harness, so
         output = result.stdout + result.stderr
         assert "Dokku ran no startup checks: checking the new container stays up" in result.stdout, output
         assert f"The new container of {name} exited after turning ready" in result.stderr, output
+        # its last log lines, JSON as the real image writes them, shown in the service's text format
+        assert "[info]: " in result.stderr and '{"level"' not in result.stderr, output
         assert "Restored" in result.stderr and _source_image(h, name) == before, output
         assert history(h, name)[-1]["status"] == "failed"
     finally:

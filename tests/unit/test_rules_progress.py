@@ -28,3 +28,13 @@ def test_progress_from_the_real_images_json_lines_and_tables_without_an_estimate
             '{"level":"info","message":"[ps_2_abcd] Replicating \\"public\\".\\"lists\\" 20/~20","timestamp":"t"}\n')
     line = progress_line(services(logs), "c", DIAGNOSTICS, 0.0, 5.0)
     assert "10,020/? rows replicated" in line
+
+
+def test_a_log_tail_shows_json_lines_in_the_services_text_format():
+    from powersync_plugin.adapters.docker_engine import readable_log
+
+    tail = ('{"level":"error","message":"[PSYNC_S1141] Replication error: wal_level must be set to \'logical\'",'
+            '"timestamp":"2026-11-29T15:34:47.879Z"}\n'
+            "Node.js v24.18.1\n")
+    assert readable_log(tail) == ("2026-11-29T15:34:47.879Z [error]: [PSYNC_S1141] Replication error: wal_level must be set "
+                                  "to 'logical'\nNode.js v24.18.1")
