@@ -794,3 +794,30 @@ def test_logs_are_json_by_default_as_in_the_real_image(ps_standin, ps_instance):
     text.wait_ready()
     assert 'Configured logger with level "info" and format "text"' in text.logs()
     assert "[info]: Service ready" in text.logs()
+
+
+def test_a_slot_it_cannot_create_is_a_fatal_error_of_the_deploying_rules(ps_standin, ps_instance):
+    # The real 1.25.0 image (observed) with every replication slot in use: the deploy is accepted,
+    # the rules stay deploying, and their diagnostics carry the replication's own fatal error (not
+    # a table's), logged with its cause.
+    pg, cfg = ps_instance["pg"], ps_instance["config"]
+    del cfg["sync_config"]
+    si = ps_standin(cfg)
+    si.wait_ready()
+    free = int(pg.psql("SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"))
+    fillers = f"filler_{ps_instance['prefix']}"
+    pg.psql(f"SELECT pg_create_logical_replication_slot('{fillers}' || g, 'pgoutput') FROM generate_series(1, {free}) g")
+    try:
+        status, dep = si.admin("POST", "/api/sync-rules/v1/deploy", body=RULES, content_type="application/yaml")
+        assert status == 200
+        fatal = {"level": "fatal", "message": "[PSYNC_S1120] Postgres error while replicating"}
+        deploying = wait_for(
+            lambda: (d := si.admin("POST", "/api/admin/v1/diagnostics", body="{}")[1]["data"].get("deploying_sync_rules"))
+            and fatal in d["errors"] and d, 15, "the fatal error in the diagnostics")
+        assert deploying["connections"][0]["initial_replication_done"] is False
+        assert all(t["errors"] == [] for t in deploying["connections"][0]["tables"])
+        assert si.admin("GET", "/api/sync-rules/v1/current")[0] == 422
+        assert "cause all replication slots are in use" in si.messages()
+    finally:
+        for slot in pg.slots(fillers):
+            pg.psql(f"SELECT pg_drop_replication_slot('{slot}')", check=False)

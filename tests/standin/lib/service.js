@@ -270,7 +270,20 @@ export class Service {
         if (row.state === 'ACTIVE') logger.warn(`[PSYNC_S1160] Replication slot ${row.slot_name} does not exist anymore - recreating`);
         // A new slot: the snapshot starts from scratch (the real service clears the storage).
         if (row.state === 'PROCESSING' && !this.snapshots.has(row.id)) await this.storage.clearSnapshot(row.id);
-        await this.source.createSlot(row.slot_name);
+        try {
+          await this.source.createSlot(row.slot_name);
+        } catch (e) {
+          if (!e.code) throw e;
+          // A Postgres error (e.g. 53400 all replication slots are in use): the real service
+          // (1.25.0, observed) logs it and keeps it as the version's last fatal error, which the
+          // diagnostics show as the section's fatal `[PSYNC_S1120] Postgres error while replicating`.
+          const message = '[PSYNC_S1120] Postgres error while replicating';
+          logger.error(`[${row.slot_name}] Replication error ${message}`);
+          logger.error(`[${row.slot_name}] cause ${e.message}`);
+          this.replicationErrors.set(row.id, [{ level: 'fatal', message }]);
+          await this.storage.setFatalError(row.id, message);
+          continue;
+        }
         logger.info(`Created replication slot ${row.slot_name} for sync rules version ${row.id}`);
       }
       const lsn = await this.source.advanceSlot(row.slot_name);
