@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from powersync_plugin import settings
+from powersync_plugin.adapters.docker_engine import readable_log
 from powersync_plugin.adapters.powersync_api import PowerSyncApi, ServiceRules, ServiceUnreachable
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
@@ -136,7 +137,7 @@ def follow(s: Services, state: InstanceState, container_id: str, delivery: Deliv
             diagnostics = api.diagnostics()
             fatal = _fatal_errors(diagnostics)
             if fatal:
-                return Activation("failed", elapsed, fatal[0])
+                return Activation("failed", elapsed, _with_cause(s, container_id, fatal[0], delivery.started))
             if elapsed >= timeout:
                 return Activation("deploying", elapsed)
             if time.monotonic() - last_report >= interval:
@@ -222,6 +223,17 @@ def _section(diagnostics: Optional[dict], key: str) -> dict:
 def _slot(section: dict) -> str:
     connection = (section.get("connections") or [{}])[0]
     return str(connection.get("slot_name", "")) if isinstance(connection, dict) else ""
+
+
+# The line after a replication error that names what Postgres said (WalStream at v1.25.0):
+# `[slot] cause all replication slots are in use`; the diagnostics carry only
+# `[PSYNC_S1120] Postgres error while replicating`.
+_CAUSE = re.compile(r"\] cause (.+)$", re.MULTILINE)
+
+
+def _with_cause(s: Services, container_id: str, message: str, since: float) -> str:
+    causes = _CAUSE.findall(readable_log(s.docker.logs_since(container_id, since)))
+    return f"{message} ({causes[-1].strip()})" if causes else message
 
 
 def _fatal_messages(section: dict) -> list[str]:

@@ -178,3 +178,27 @@ def test_rules_reading_a_table_outside_the_publication_activate_with_a_warning(h
             "Run: `ALTER PUBLICATION powersync ADD TABLE \"public\".\"lists\"`.") in result.stderr
     assert current(h, name)["current"]["content"] == RULES_2
     assert history(h, name)[-1]["event"] == "rules.activated"
+
+
+def test_rules_the_service_cannot_replicate_fail_with_the_cause_and_the_old_rules_keep_serving(harness):
+    # As on the real 1.25.0 image (observed): with every replication slot of the source in use the
+    # deploy is accepted, the new rules stay deploying with a fatal replication error, and the
+    # active ones keep serving.
+    h = harness
+    service = make_source(h)
+    backend = make_backend(h, service)
+    name = create_instance(h)
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    linked = h.run("powersync:link", name, backend.app)
+    assert linked.returncode == 0, linked.stdout + linked.stderr
+    fill = ("SELECT pg_create_logical_replication_slot('filler_' || g, 'pgoutput') FROM generate_series(1, "
+            "(SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots)::int) g;\n")
+    assert h.run("postgres:connect", service, input=fill).returncode == 0
+
+    result = h.run("powersync:set-rules", name, input=RULES_2)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ("r2 did not become active on " + name + ": [PSYNC_S1120] Postgres error while replicating "
+            "(all replication slots are in use)") in result.stderr
+    assert "The previous rules keep serving" in result.stderr
+    assert current(h, name)["current"]["content"] == RULES
+    assert history(h, name)[-1]["event"] == "rules.activation_failed"

@@ -38,3 +38,14 @@ def test_a_log_tail_shows_json_lines_in_the_services_text_format():
             "Node.js v24.18.1\n")
     assert readable_log(tail) == ("2026-11-29T15:34:47.879Z [error]: [PSYNC_S1141] Replication error: wal_level must be set "
                                   "to 'logical'\nNode.js v24.18.1")
+
+
+def test_a_replication_error_is_named_with_the_cause_the_service_logged():
+    from powersync_plugin.rules_delivery import _with_cause
+
+    logs = ('{"level":"error","message":"[ps_2_abcd] Replication error [PSYNC_S1120] Postgres error while replicating",'
+            '"stack":"DatabaseQueryError: ...\\n    at x"}\n'
+            '{"level":"error","message":"[ps_2_abcd] cause all replication slots are in use","stack":"PgError.53400: ..."}\n')
+    message = "[PSYNC_S1120] Postgres error while replicating"
+    assert _with_cause(services(logs), "c", message, 0.0) == f"{message} (all replication slots are in use)"
+    assert _with_cause(services(""), "c", message, 0.0) == message
