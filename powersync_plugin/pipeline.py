@@ -16,7 +16,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Optional
 
-from powersync_plugin.adapters.preload import Preload
+from powersync_plugin.adapters.preload import JOURNAL_WRITER, Preload
 from powersync_plugin.core import decisions
 from powersync_plugin.core import events as ev
 from powersync_plugin.core.errors import DomainError
@@ -42,13 +42,13 @@ def changing(
     without outcome. `finish_interrupted=False` for commands that only record facts about an app
     not yet managed (create, adopt) or change no deployment (settings, reconcile itself).
     `read_ahead(state)`: the Dokku reads the change will take (read_ahead.py), started with the
-    scheduler check, while the write path's packages are imported; not when an interrupted change
-    must be finished first (it would change what they read)."""
+    scheduler check, while the journal's writer (SQLAlchemy) is imported; not when an interrupted
+    change must be finished first (it would change what they read)."""
     with s.lock(name):
         state = s.load(name)
         preload = None
         if read_ahead is not None and not (finish_interrupted and state.pending_intent is not None):
-            preload = Preload()
+            preload = Preload(JOURNAL_WRITER)  # the intent is recorded before the change deploys
             s.reads.start(*((("scheduler", name),) if local_only else ()), *read_ahead(state))
         try:
             if local_only:
@@ -62,7 +62,7 @@ def changing(
                     s.reads.forget()
                     state = s.load(name)
             if preload is not None:
-                preload.wait()  # the change may import Docker's SDK or SQLAlchemy itself from here on
+                preload.wait()  # the change may import SQLAlchemy itself from here on
             yield state
         finally:
             s.reads.forget()

@@ -161,16 +161,20 @@ class DockerEngine:
         return _view(attrs)
 
     def image(self, reference: str) -> Optional[ImageView]:
-        import docker.errors
-
-        try:
-            image = self.client.images.get(reference)
-        except docker.errors.ImageNotFound:
+        """An image by reference or id, from the engine's image inspect over its socket (as the
+        SDK's images.get asks it), or None when the engine has none: a publish that builds and
+        pulls nothing needs no SDK."""
+        status, attrs = self._get(f"/images/{quote(reference, safe='/:')}/json")
+        if status == 404:
             return None
-        digests = image.attrs.get("RepoDigests") or []
+        if status != 200 or not isinstance(attrs, dict):
+            detail = attrs.get("message") if isinstance(attrs, dict) else f"HTTP {status}"
+            raise DockerUnavailable(f"The Docker engine could not inspect the image {reference}: {detail}")
+        digests = attrs.get("RepoDigests") or []
         # Locally built images have no registry digest; their content id identifies them.
-        digest = digests[0].split("@", 1)[1] if digests else image.id
-        return ImageView(id=image.id, tags=tuple(image.tags), digest=digest, labels=image.labels or {})
+        digest = digests[0].split("@", 1)[1] if digests else attrs["Id"]
+        tags = tuple(tag for tag in attrs.get("RepoTags") or [] if tag != "<none>:<none>")
+        return ImageView(id=attrs["Id"], tags=tags, digest=digest, labels=(attrs.get("Config") or {}).get("Labels") or {})
 
     def pull(self, reference: str) -> ImageView:
         import docker.errors

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import threading
 
-WRITE_PATH = ("docker", "sqlalchemy", "powersync_plugin.adapters.journal_schema")
+JOURNAL_WRITER = ("sqlalchemy", "powersync_plugin.adapters.journal_schema")
+WRITE_PATH = ("docker", *JOURNAL_WRITER)
 
 
 class Preload:
