@@ -2,9 +2,11 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from tests.e2e.conftest import (
@@ -16,7 +18,8 @@ from tests.images.names import STANDIN_REPO
 
 def kill_set_rules_after_its_append(h, name, rules) -> int:
     """SIGKILL a set-rules (and its children) the moment its intent is in the journal; return the
-    journal's length before it."""
+    journal's length before it. The test takes the journal's write lock as soon as it sees the
+    intent, so the command cannot record its outcome first (its deploy takes milliseconds)."""
     before = len(journal_rows(h))
     process = subprocess.Popen(
         ["dokku", "powersync:set-rules", name], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -24,11 +27,19 @@ def kill_set_rules_after_its_append(h, name, rules) -> int:
     )
     process.stdin.write(rules.encode())
     process.stdin.close()
+    holder = sqlite3.connect(Path(h.root) / "var/lib/dokku/services/powersync/journal.sqlite3", timeout=10,
+                             isolation_level=None)
     deadline = time.monotonic() + 60
-    while len(journal_rows(h)) == before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while time.monotonic() < deadline:
+        if holder.execute("SELECT count(*) FROM events").fetchone()[0] > before:
+            holder.execute("BEGIN IMMEDIATE")
+            break
+        time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    if holder.in_transaction:
+        holder.execute("ROLLBACK")
+    holder.close()
     return before
 
 
