@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from powersync_plugin import settings
 from powersync_plugin.adapters.docker_socket import UnixConnection, engine_socket
 
 # Runs inside the instance container: one JSON request per stdin line, one JSON answer per stdout
@@ -71,6 +72,11 @@ _STDOUT, _STDERR = 1, 2
 # The relay's own answer has a timeout (the request's); this guard only catches a relay that
 # died without closing its stream.
 _GUARD_SECONDS = 10.0
+
+
+def _engine_timeout() -> float:
+    """The engine's own calls (create and start the exec) wait as long as every Docker call may."""
+    return settings.seconds("POWERSYNC_DOCKER_TIMEOUT", 60)
 
 
 class ChannelClosed(Exception):
@@ -153,7 +159,7 @@ class ExecChannel:
             "Cmd": ["node", "-e", RELAY_SCRIPT],
         })
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(_GUARD_SECONDS)
+        sock.settimeout(_engine_timeout())
         sock.connect(self._socket_path)
         payload = json.dumps({"Detach": False, "Tty": False}).encode()
         sock.sendall(
@@ -231,7 +237,7 @@ class ChannelPool:
 
 
 def _api(socket_path: str, method: str, path: str, body: dict) -> dict:
-    connection = UnixConnection(socket_path, timeout=_GUARD_SECONDS)
+    connection = UnixConnection(socket_path, timeout=_engine_timeout())
     try:
         connection.request(method, path, json.dumps(body), {"Content-Type": "application/json"})
         response = connection.getresponse()
