@@ -128,16 +128,6 @@ class ExecChannel:
         return Answer(status=int(parsed.get("status") or 0), body=parsed.get("body") or "",
                       error=parsed.get("error") or "", service_ms=float(parsed.get("ms") or 0))
 
-    def close(self) -> None:
-        """End the relay: closing its stdin ends its input, and node exits."""
-        with self._lock:
-            if self._sock is not None:
-                try:
-                    self._sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-            self._drop()
-
     def _alive(self) -> bool:
         """Whether the engine still holds the relay's stream open: when the relay ends, the
         engine closes it, and a read that would otherwise wait finds the end at once."""
@@ -215,7 +205,9 @@ class ExecChannel:
 
 
 class ChannelPool:
-    """One channel per container, shared by the threads of one command."""
+    """One channel per container, shared by the threads of one command. Nothing closes them: when
+    the command's process ends, its sockets close, the engine closes each relay's stdin, and node
+    exits."""
 
     def __init__(self, socket_path: Optional[str] = None) -> None:
         self._socket_path = socket_path
@@ -228,12 +220,6 @@ class ChannelPool:
             if channel is None:
                 channel = self._channels[container_id] = ExecChannel(container_id, self._socket_path)
             return channel
-
-    def close(self) -> None:
-        with self._lock:
-            channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            channel.close()
 
 
 def _api(socket_path: str, method: str, path: str, body: dict) -> dict:
