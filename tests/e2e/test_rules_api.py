@@ -120,18 +120,24 @@ def test_an_instance_with_rules_in_its_config_moves_over_with_one_restart_and_no
     assert container_start(name) == started and current(h, name)["current"]["content"] == RULES_2
 
 
+def slow_snapshot_instance(h, service: str) -> str:
+    """An instance with RULES linked to a new backend on `service`, whose stand-in copies 4,000
+    rows a second (10,000 per chunk): a reprocessing change deploys for some seconds."""
+    backend = make_backend(h, service)
+    name = create_instance(h)
+    assert h.run("config:set", "--no-restart", name, "POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND=4000").returncode == 0
+    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
+    linked = h.run("powersync:link", name, backend.app)
+    assert linked.returncode == 0, linked.stdout + linked.stderr
+    return name
+
+
 def test_a_reprocessing_change_reports_progress_and_no_wait_leaves_it_to_status(harness):
     h = harness
     service = make_source(h)
     rows = "INSERT INTO todos SELECT 't' || g, 'user-1', 'x' FROM generate_series(1, 40000) g;\nANALYZE todos;\n"
     assert h.run("postgres:connect", service, input=rows).returncode == 0
-    backend = make_backend(h, service)
-    name = create_instance(h)
-    # the stand-in copies 10,000 rows per chunk at this pace: 10 s per snapshot of todos
-    assert h.run("config:set", "--no-restart", name, "POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND=4000").returncode == 0
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    linked = h.run("powersync:link", name, backend.app)
-    assert linked.returncode == 0, linked.stdout + linked.stderr
+    name = slow_snapshot_instance(h, service)  # 10 s per snapshot of todos
 
     result = h.run("powersync:set-rules", name, input=RULES_2, env={"POWERSYNC_RULES_PROGRESS_SECONDS": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
@@ -163,13 +169,8 @@ def test_rules_reading_a_table_outside_the_publication_activate_with_a_warning(h
     setup = ("CREATE PUBLICATION powersync FOR TABLE todos;\n"
              "INSERT INTO todos SELECT 't' || g, 'user-1', 'x' FROM generate_series(1, 20000) g;\nANALYZE todos;\n")
     assert h.run("postgres:connect", service, input=setup).returncode == 0
-    backend = make_backend(h, service)
-    name = create_instance(h)
     # a snapshot of some seconds, so that set-rules sees the error while the rules deploy
-    assert h.run("config:set", "--no-restart", name, "POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND=4000").returncode == 0
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    linked = h.run("powersync:link", name, backend.app)
-    assert linked.returncode == 0, linked.stdout + linked.stderr
+    name = slow_snapshot_instance(h, service)
 
     result = h.run("powersync:set-rules", name, input=RULES_2)  # RULES_2 also reads lists
     assert result.returncode == 0, result.stdout + result.stderr
