@@ -821,3 +821,40 @@ def test_a_slot_it_cannot_create_is_a_fatal_error_of_the_deploying_rules(ps_stan
     finally:
         for slot in pg.slots(fillers):
             pg.psql(f"SELECT pg_drop_replication_slot('{slot}')", check=False)
+
+
+def test_a_slot_error_is_retried_and_listed_until_the_rules_replicate(ps_standin, ps_instance):
+    # The real 1.25.0 image (observed, tests/standin/README.md): after a slot it cannot create it
+    # retries the version every 30 s (PostgresErrorRateLimiter), never gives up, and the
+    # diagnostics keep listing the stored error between attempts, also once a slot is free, until
+    # the retry copies rows; then the rules activate and the error is gone. Retry interval
+    # shortened here by the stand-in's knob.
+    pg, cfg = ps_instance["pg"], ps_instance["config"]
+    del cfg["sync_config"]
+    si = ps_standin(cfg, env={"POWERSYNC_STANDIN_RETRY_SECONDS": "6"})
+    si.wait_ready()
+    fillers = f"filler_{ps_instance['prefix']}"
+    free = int(pg.psql("SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"))
+    pg.psql(f"SELECT pg_create_logical_replication_slot('{fillers}' || g, 'pgoutput') FROM generate_series(1, {free}) g")
+    fatal = {"level": "fatal", "message": "[PSYNC_S1120] Postgres error while replicating"}
+
+    def deploying():
+        return si.admin("POST", "/api/admin/v1/diagnostics", body="{}")[1]["data"].get("deploying_sync_rules")
+
+    try:
+        assert si.admin("POST", "/api/sync-rules/v1/deploy", body=RULES, content_type="application/yaml")[0] == 200
+        wait_for(lambda: (d := deploying()) and fatal in d["errors"], 15, "the fatal error")
+        wait_for(lambda: si.messages().count("cause all replication slots are in use") >= 2, 20, "a second attempt")
+        attempts = [line for line in si.messages().splitlines() if "cause all replication slots" in line]
+        assert len(attempts) == 2, attempts  # not every tick: once per retry interval
+        pg.psql(f"SELECT pg_drop_replication_slot('{pg.slots(fillers)[0]}')")
+        time.sleep(2)  # a free slot, but the next attempt has not come yet
+        assert fatal in deploying()["errors"]
+        assert si.admin("GET", "/api/sync-rules/v1/current")[0] == 422
+        wait_for(lambda: si.admin("GET", "/api/sync-rules/v1/current")[0] == 200, 20, "the rules activate")
+        active = si.admin("POST", "/api/admin/v1/diagnostics", body="{}")[1]["data"]["active_sync_rules"]
+        assert fatal not in active["errors"]
+        assert si.messages().count("cause all replication slots are in use") == 2
+    finally:
+        for slot in pg.slots(fillers):
+            pg.psql(f"SELECT pg_drop_replication_slot('{slot}')", check=False)

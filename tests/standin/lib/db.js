@@ -292,7 +292,7 @@ export class Storage {
       }
       await client.query(`UPDATE powersync.sync_rules SET state = 'STOP' WHERE state = 'ACTIVE' AND id <> $1`, [id]);
       await client.query(
-        `UPDATE powersync.sync_rules SET state = 'ACTIVE', snapshot_done = TRUE, snapshot_lsn = $2, last_checkpoint_lsn = $2,
+        `UPDATE powersync.sync_rules SET state = 'ACTIVE', snapshot_done = TRUE, snapshot_lsn = $2, last_checkpoint_lsn = $2, last_fatal_error = NULL,
            last_checkpoint_ts = now(), last_keepalive_ts = now() WHERE id = $1`,
         [id, lsn]
       );
@@ -310,9 +310,11 @@ export class Storage {
     await this.query(`UPDATE powersync.sync_rules SET state = $2 WHERE id = $1`, [id, state]);
   }
 
+  /** A checkpoint of the active version; like the real commit, it clears last_fatal_error. */
   async keepalive(id, lsn) {
     await this.query(
-      `UPDATE powersync.sync_rules SET last_checkpoint_lsn = $2, last_keepalive_ts = now(), last_checkpoint_ts = now() WHERE id = $1`,
+      `UPDATE powersync.sync_rules SET last_checkpoint_lsn = $2, last_keepalive_ts = now(), last_checkpoint_ts = now(),
+         last_fatal_error = NULL WHERE id = $1`,
       [id, lsn]
     );
   }

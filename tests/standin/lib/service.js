@@ -17,6 +17,18 @@ const FAST_REFRESH_MS = 500;
 const FAST_REFRESH_WINDOW_MS = 120000;
 
 /**
+ * After a Postgres error on a version's replication (e.g. a slot it cannot create), the real
+ * service retries that version 30 s later: the job stops, the replicator restarts it at its next
+ * refresh, and the new job waits on PostgresErrorRateLimiter, which sets 30 s for an error it does
+ * not name (PostgresErrorRateLimiter.ts at v1.25.0; observed: attempts exactly 30.0 s apart). It
+ * never gives up. A stand-in knob shortens the wait for tests.
+ */
+function retrySeconds() {
+  const v = Number(process.env.POWERSYNC_STANDIN_RETRY_SECONDS);
+  return Number.isFinite(v) && v >= 0 ? v : 30;
+}
+
+/**
  * Initial replication pace (stand-in knobs, not the real service's): rows copied per second and
  * rows per flushed chunk (the real snapshotChunkLength is 10,000; progress is written and logged
  * once per chunk). The default pace is fast enough that test tables replicate at once; tests of
@@ -48,6 +60,7 @@ export class Service {
     this.connected = false;
     this.standbyLogged = false;
     this.snapshots = new Map(); // sync rules id -> running initial replication
+    this.retryAt = new Map(); // sync rules id -> Date.now() before which a failed version is not retried
     this.startedAt = Date.now();
   }
 
@@ -266,6 +279,8 @@ export class Service {
         continue;
       }
       this.replicationErrors.delete(row.id);
+      if ((this.retryAt.get(row.id) ?? 0) > Date.now()) continue;
+      this.retryAt.delete(row.id);
       if (!(await this.source.slotExists(row.slot_name))) {
         if (row.state === 'ACTIVE') logger.warn(`[PSYNC_S1160] Replication slot ${row.slot_name} does not exist anymore - recreating`);
         // A new slot: the snapshot starts from scratch (the real service clears the storage).
@@ -275,13 +290,15 @@ export class Service {
         } catch (e) {
           if (!e.code) throw e;
           // A Postgres error (e.g. 53400 all replication slots are in use): the real service
-          // (1.25.0, observed) logs it and keeps it as the version's last fatal error, which the
-          // diagnostics show as the section's fatal `[PSYNC_S1120] Postgres error while replicating`.
+          // (1.25.0, observed) logs it and stores it as the version's last_fatal_error, which the
+          // diagnostics show as the section's fatal `[PSYNC_S1120] Postgres error while replicating`
+          // until the version flushes data or activates (PostgresBucketBatch clearError), i.e. also
+          // between attempts and after the cause is gone; it retries after retrySeconds().
           const message = '[PSYNC_S1120] Postgres error while replicating';
           logger.error(`[${row.slot_name}] Replication error ${message}`);
           logger.error(`[${row.slot_name}] cause ${e.message}`);
-          this.replicationErrors.set(row.id, [{ level: 'fatal', message }]);
           await this.storage.setFatalError(row.id, message);
+          this.retryAt.set(row.id, Date.now() + retrySeconds() * 1000);
           continue;
         }
         logger.info(`Created replication slot ${row.slot_name} for sync rules version ${row.id}`);
@@ -362,6 +379,7 @@ export class Service {
         if (!(await stillWanted())) return false;
         at += n;
         await this.storage.updateTableProgress(item.stored.id, { totalEstimatedCount: item.estimate, replicatedCount: at });
+        if (n > 0) await this.storage.setFatalError(row.id, null); // the first flushed rows clear it, as clearError
         logger.info(`[${row.slot_name}] Replicating ${item.name} ${format(at, item.estimate)}`);
       }
       await this.storage.markTableSnapshotDone(item.stored.id);
@@ -513,7 +531,8 @@ export class Service {
     if (!row) return undefined;
     const parsed = parseRules(row.content);
     const errors = [...parsed.errors.map(({ level, message }) => ({ level, message })), ...(this.replicationErrors.get(row.id) ?? [])];
-    if (row.last_fatal_error && !errors.some((e) => e.message === row.last_fatal_error) && this.replicationErrors.has(row.id)) {
+    // The stored last_fatal_error is listed until cleared (diagnostics.ts at v1.25.0), not only while failing.
+    if (row.last_fatal_error && !errors.some((e) => e.message === row.last_fatal_error)) {
       errors.push({ level: 'fatal', message: row.last_fatal_error });
     }
     let lag, walStatus;
