@@ -51,3 +51,22 @@ def test_history_show_masks_adopted_extras_that_are_secrets():
     assert extras["vault"]["endpoint"] == MASK and extras["storage"]["Password"] == MASK
     assert shown["secret_fingerprint"] == "abc123"  # the payload's own fields keep their rules
     assert payload["extras"]["storage"]["Password"] == "hunter2-inline"  # the stored payload is untouched
+
+
+def test_a_mask_function_sees_each_secret_it_replaces():
+    """The tests' failure output masks with a length and digest (tests/secrets_in_output.py):
+    each pattern hands the mask the secret alone, not its surroundings."""
+    redactor = Redactor()
+    redactor.add("super-secret-key-value")
+    seen = []
+
+    def mask(secret: str) -> str:
+        seen.append(secret)
+        return f"<{len(secret)}>"
+
+    out = redactor.text(
+        "super-secret-key-value postgres://u:pw1234567@h/db Bearer abcdefghijklmnop "
+        "eyJhbGciOi.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", mask=mask,
+    )
+    assert seen == ["super-secret-key-value", "pw1234567", "abcdefghijklmnop", "eyJhbGciOi.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"]
+    assert out == "<22> postgres://u:<9>@h/db Bearer <16> <39>"
