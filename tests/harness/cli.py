@@ -9,36 +9,41 @@ else `` !     `CMD` is not a dokku command.`` on stderr, rc 1.
 """
 from __future__ import annotations
 
+import importlib
 import os
-import pwd
 import subprocess
 import sys
 import time
 
-from . import apps, auth, calllog, certs, config, cron, deploy, git, nginx, plugins, postgres, scheduler, triggers
+from . import auth, calllog, triggers
 from .output import DokkuExit, out, warn
-from .paths import DOKKU_USER, NOT_IMPLEMENTED_EXIT, layout, plugin_env, python_bin
+from .paths import NOT_IMPLEMENTED_EXIT, layout, plugin_env
+from .sudo import needs_reexec, reexec_as_dokku
 
-COMMANDS: dict = {}
-for module in (apps, certs, config, cron, deploy, git, nginx, postgres, plugins, scheduler):
-    COMMANDS.update(module.COMMANDS)
-COMMANDS["help"] = plugins.help_cmd
+# The modules that define each namespace's core commands (`NAMESPACE:sub`, or the bare word). A
+# command imports only its own: real Dokku's `dokku` is bash and starts in milliseconds, and
+# importing every harness module cost about 70 ms of every call, the plugin's nested ones
+# included, which flattered the benchmarks' ratios to `apps:list` and inflated the plugin's calls.
+# tests/testbed/test_harness.py checks this table against the modules' COMMANDS.
+NAMESPACES: dict[str, tuple[str, ...]] = {
+    "app-json": ("apps",), "apps": ("apps",), "checks": ("apps",), "docker-options": ("apps",),
+    "domains": ("apps",), "network": ("apps",), "ports": ("apps",), "resource": ("apps",),
+    "storage": ("apps",), "nginx": ("apps", "nginx"), "certs": ("certs",), "letsencrypt": ("certs",),
+    "config": ("config",), "cron": ("cron",), "git": ("deploy", "git"), "logs": ("deploy",),
+    "ps": ("deploy",), "run": ("deploy",), "plugin": ("plugins",), "postgres": ("postgres",),
+    "proxy": ("nginx",), "scheduler": ("scheduler",), "help": ("plugins",),
+}
 
 
-def _reexec_as_dokku(argv: list[str]) -> None:
-    lay = layout()
-    env = dict(os.environ)
-    env["HOME"] = str(lay.dokku_root)
-    env["HARNESS_INVOKED_UID"] = str(os.getuid())
-    # The dokku script: `export SSH_USER=$(id -un)`, then `sudo -u dokku -E -H "$0" "$@"`; sudo
-    # sets SUDO_USER/SUDO_UID/SUDO_GID to the user who invoked it, -E keeps the rest.
-    invoker = pwd.getpwuid(os.getuid())
-    env["SSH_USER"] = invoker.pw_name
-    env.update(SUDO_USER=invoker.pw_name, SUDO_UID=str(invoker.pw_uid), SUDO_GID=str(invoker.pw_gid))
-    entry = os.path.join(os.path.dirname(os.path.abspath(__file__)), "entry.py")
-    sys.stdout.flush()
-    os.execvpe("setpriv", ["setpriv", f"--reuid={DOKKU_USER}", f"--regid={DOKKU_USER}", "--init-groups",
-                           python_bin(), entry, "dokku", *argv], env)
+def core_command(cmd: str):
+    """The harness's implementation of a core or dokku-postgres command, or None."""
+    for name in NAMESPACES.get(cmd.split(":", 1)[0], ()):
+        module = importlib.import_module(f"{__package__}.{name}")
+        if cmd in module.COMMANDS:
+            return module.COMMANDS[cmd]
+        if cmd == "help":
+            return module.help_cmd
+    return None
 
 
 def dispatch(cmd: str, args: list[str]) -> int:
@@ -49,8 +54,9 @@ def dispatch(cmd: str, args: list[str]) -> int:
         if script.is_file() and os.access(script, os.X_OK):
             sys.stdout.flush()
             return subprocess.run([str(script), cmd, *args], env=plugin_env()).returncode
-    if cmd in COMMANDS:
-        return COMMANDS[cmd](args) or 0
+    command = core_command(cmd)
+    if command is not None:
+        return command(args) or 0
     for plugin in triggers.enabled_plugins():
         script = lay.enabled / plugin / "commands"
         if script.is_file() and os.access(script, os.X_OK):
@@ -78,8 +84,8 @@ def dokku_main(argv: list[str]) -> int:
             argv = ["help"]
             break
     cmd = argv[0] if argv else "help"
-    if os.geteuid() == 0 and not cmd.startswith("plugin"):
-        _reexec_as_dokku(original)
+    if needs_reexec(original):  # entry.py did it already, unless called in-process
+        reexec_as_dokku(original)
     if os.geteuid() == 0:
         os.environ["SSH_USER"] = "root"
     try:

@@ -8,6 +8,7 @@ order under their real plugin names (``config``, ``postgres``).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,18 @@ from typing import Callable
 from . import calllog
 from .output import DokkuExit
 from .paths import layout, plugin_env
+
+# The harness modules that register built-in providers of a trigger: imported when it fires, since
+# the dispatcher imports only the modules of the command it runs (cli.NAMESPACES).
+# tests/testbed/test_harness.py checks this table against what the modules register.
+BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("config-get", "config-set", "config-unset", "config-export"), ("config",)),
+    **dict.fromkeys(("post-certs-update", "post-certs-remove"), ("certs",)),
+    **dict.fromkeys(("post-domains-update", "post-proxy-ports-update", "post-delete"), ("nginx",)),
+    **dict.fromkeys(("post-app-rename-setup", "post-app-clone-setup"), ("apps", "nginx", "postgres")),
+    **dict.fromkeys(("post-app-rename", "post-app-clone"), ("apps",)),
+    "pre-delete": ("postgres",),
+}
 
 # trigger name -> list of (plugin name, function(args) -> rc)
 BUILTIN: dict[str, list[tuple[str, Callable[[list[str]], int]]]] = {}
@@ -60,6 +73,8 @@ def fire(name: str, args: list[str], *, quiet: bool | None = None, stop_on_error
         if script:
             providers.append((plugin, script))
     if include_builtin:
+        for module in BUILTIN_MODULES.get(name, ()):
+            importlib.import_module(f"{__package__}.{module}")
         providers.extend(BUILTIN.get(name, []))
     providers.sort(key=lambda p: p[0])
     rc_total = 0

@@ -702,3 +702,40 @@ def test_global_vhost_names_new_apps_and_follows_renames_and_clones(harness):
     plain = h.unique("tvh")
     assert "Global server virtual host not set" in h.run("apps:create", plain).stdout
     assert h.run("domains:report", plain, "--domains-app-vhosts").stdout.strip() == ""
+
+
+# ---- the dispatcher's lazy imports ----------------------------------------------------------
+
+def test_every_core_command_is_found_through_its_namespace():
+    """cli.NAMESPACES lets a command import only the modules of its namespace; a command missing
+    from it would fall through to "is not a dokku command"."""
+    import importlib
+
+    from harness import cli
+
+    modules = ["apps", "certs", "config", "cron", "deploy", "git", "nginx", "plugins", "postgres", "scheduler"]
+    defined = {}
+    for name in modules:
+        for command, function in importlib.import_module(f"harness.{name}").COMMANDS.items():
+            defined[command] = function
+    assert defined, "no harness module defines a command"
+    for command, function in defined.items():
+        assert cli.core_command(command) is function, command
+    from harness import plugins
+
+    assert cli.core_command("help") is plugins.help_cmd
+    assert cli.core_command("powersync:list") is None
+    assert cli.core_command("apps:no-such-sub") is None
+
+
+def test_every_builtin_trigger_provider_is_imported_when_it_fires():
+    import importlib
+
+    from harness import triggers
+
+    for name in ["apps", "certs", "config", "cron", "deploy", "git", "nginx", "plugins", "postgres", "scheduler"]:
+        importlib.import_module(f"harness.{name}")
+    registered = {trigger: {function.__module__.rsplit(".", 1)[1] for _, function in providers}
+                  for trigger, providers in triggers.BUILTIN.items()}
+    assert registered, "no harness module registers a built-in trigger provider"
+    assert registered == {trigger: set(modules) for trigger, modules in triggers.BUILTIN_MODULES.items()}
