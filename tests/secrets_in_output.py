@@ -44,18 +44,40 @@ _ASSIGNMENT = re.compile(rf"\b(?P<name>{_NAME})=(?P<vq>\\*[\"']?)(?P<value>{_VAL
 _LISTING = re.compile(rf"\b(?P<name>{_NAME}):[ \t]+(?P<value>{_VALUE})")  # config:show, YAML
 # A run of token characters as secrets.token_urlsafe and base64 write them, letters and digits
 # mixed. Hex runs (container and image ids, digests, fingerprints) are not secrets here, nor
-# names made of words and numbers (`test_a_failur0`, `dokku-powersync-test-1`): they stay.
+# names made of words, numbers and hex (`test_a_failur0`, `dokku-postgres-db-3fa21c`): they stay.
 _TOKEN_LIKE = re.compile(r"(?<![\w+-])[\w+-]{24,}={0,2}(?![\w+=-])")
 _HEX = re.compile(r"[0-9a-fA-F-]+=*")
-_WORD = re.compile(r"(?:[A-Z]?[a-z]*|[A-Z]+)[0-9]*")
+_WORD = re.compile(r"(?:[A-Z]?[a-z]*|[A-Z]+)[0-9]*|[0-9a-f]+")
+
+_SQL_PASSWORD = re.compile(r"\bPASSWORD\s+'((?:[^']|'')*)'", re.IGNORECASE)
 
 _known = Redactor()
 
 
-def known(*values: str) -> None:
-    """Secrets a test made or read whose shape gives them away to no pattern (`"k" * 64`, a
-    DSN's 32-hex password on its own): from now on they are masked wherever they appear."""
-    _known.add(*values)
+def known(value: str) -> str:
+    """A secret whose shape gives it away to no pattern (`"k" * 64`, a DSN's 32-hex password on
+    its own): from now on it is masked wherever it appears. Returns it."""
+    _known.add(value)
+    return value
+
+
+def learn_from_command(args, stdin: str | None, stdout: str) -> None:
+    """What a test hands Dokku or reads back through it (the harness's `run`) makes secrets
+    known: values of arguments named like secrets (`config:set ... SECRET_KEY=...`), the value
+    `config:get` prints for such a name, the passwords of DSNs and SQL `PASSWORD '...'` and the
+    JWTs in arguments, stdin and output. A test that asserts on them bare (`password not in
+    result.stdout`) then fails without showing them."""
+    args = [str(arg) for arg in args]
+    for arg in args:
+        name, assigned, value = arg.partition("=")
+        if assigned and _SECRET_NAME.search(name):
+            known(value)
+    if len(args) >= 3 and args[0] == "config:get" and _SECRET_NAME.search(args[-1]):
+        known(stdout.strip())
+    for text in (*args, stdin or "", stdout):
+        Redactor().text(text, mask=known)  # its patterns hand each DSN password and JWT over
+        for match in _SQL_PASSWORD.finditer(text):
+            known(match.group(1).replace("''", "'"))
 
 
 def mask(secret: str | bytes) -> str:

@@ -24,6 +24,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from tests.secrets_in_output import learn_from_command
+
 from .api import Harness
 from .paths import BIN_DIR, ROOT_LABEL, Layout
 
@@ -60,9 +62,11 @@ class HarnessFixture(Harness):
         cmd = [str(BIN_DIR / "dokku"), *args]
         if user:
             cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *cmd]
-        return subprocess.run(cmd, input=input if input is not None else "", capture_output=True, text=True,
-                              env={**self.env, **(env or {})}, timeout=timeout,
-                              cwd=str(self.layout.dokku_root) if user else None)
+        result = subprocess.run(cmd, input=input if input is not None else "", capture_output=True, text=True,
+                                env={**self.env, **(env or {})}, timeout=timeout,
+                                cwd=str(self.layout.dokku_root) if user else None)
+        learn_from_command(args, input, result.stdout)
+        return result
 
     def run_as_dokku(self, *args, **kw) -> subprocess.CompletedProcess:
         return self.run(*args, user="dokku", **kw)
@@ -73,8 +77,10 @@ class HarnessFixture(Harness):
         env = {k: v for k, v in self.env.items() if k not in ("SSH_USER", "SSH_NAME", "SUDO_USER", "SUDO_UID", "SUDO_GID")}
         env.update(USER="dokku", LOGNAME="dokku", NAME=key_name, HOME=str(self.layout.dokku_root))
         cmd = ["setpriv", "--reuid=dokku", "--regid=dokku", "--init-groups", str(BIN_DIR / "dokku"), *args]
-        return subprocess.run(cmd, input=input if input is not None else "", capture_output=True, text=True,
-                              env=env, timeout=timeout, cwd=str(self.layout.dokku_root))
+        result = subprocess.run(cmd, input=input if input is not None else "", capture_output=True, text=True,
+                                env=env, timeout=timeout, cwd=str(self.layout.dokku_root))
+        learn_from_command(args, input, result.stdout)
+        return result
 
     def install_acl_model(self, **settings: str) -> subprocess.CompletedProcess:
         """dokku-acl's model (``dokku_acl/``, see README) through ``plugin:install``, configured

@@ -156,3 +156,15 @@ def test_values_named_as_secrets_are_masked_whole_and_the_rest_stays_readable():
     for readable in ("NODE_OPTIONS=--max-old-space-size=320", "'kid': 'backend-kid'", '"rules_digest": "' + "d" * 64,
                      "k: !env PS_SECRET_KEY_B64", "postgres://postgres:<redacted: 32 chars", container_id):
         assert readable in shown
+
+
+def test_what_a_test_hands_dokku_or_reads_back_becomes_known():
+    from tests.secrets_in_output import learn_from_command
+
+    secret_key, role_password, api_token = "m" * 70, "rotated" + "9" * 25, "t" * 43
+    learn_from_command(["config:set", "--no-restart", "api", f"SECRET_KEY={secret_key}", "POWERSYNC_URL=http://ps-1.test"], None, "")
+    learn_from_command(["postgres:info", "db", "--dsn"], None, f"postgres://postgres:{DSN_PASSWORD}@dokku-postgres-db:5432/db\n")
+    learn_from_command(["postgres:connect", "db"], f"ALTER USER powersync_ps_1 WITH PASSWORD '{role_password}';\n", "ALTER ROLE\n")
+    learn_from_command(["config:get", "ps-1", "PS_API_TOKEN"], None, api_token + "\n")
+    shown = redact_text(f"{secret_key} {DSN_PASSWORD} {role_password} {api_token} http://ps-1.test")
+    assert shown.count("<redacted: ") == 4 and shown.endswith(" http://ps-1.test")
