@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.images.names import BASE_IMAGE, PG_IMAGE, STANDIN_IMAGE, STANDIN_IMAGES
+from tests.secrets_in_output import known
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "tests" / "images" / "build"
@@ -28,6 +29,9 @@ PG_PASSWORD = "testbed-pw"
 SECRET = b"a-real-length-shared-secret-for-the-test-bed-0123456789abcdef"
 SECRET_B64URL = base64.urlsafe_b64encode(SECRET).decode().rstrip("=")
 API_TOKEN = "testbed-api-token"
+# No failing test bed test prints them (tests/secrets_in_output.py).
+for _secret in (SECRET.decode(), SECRET_B64URL, PG_PASSWORD, API_TOKEN):
+    known(_secret)
 KID = "jeeves-dev"
 AUDIENCE = "jeeves"
 
