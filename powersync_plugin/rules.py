@@ -71,6 +71,7 @@ def _set_rules_locked(
         s.out.step("Rules unchanged; publishing the plugin-rendered config for the first time (adopted instance)")
         state = s.record(state, [ev.NewEvent(ev.CONFIG_PUBLISHED, {"cause": "first managed publish after adoption"})])
         publish_or_restore(s, state, backend_secrets(s, state), state.version, wait_rules=wait)
+        _fail_if_retrying(s)
         return
     if not new_events:
         revision = state.current_rules
@@ -104,6 +105,7 @@ def _set_rules_locked(
         # Not running, or its config still carries rules (made before rules moved to the deploy
         # API, or adopted): one publish moves it over, then the rules are deployed.
         publish_or_restore(s, state, backend_secrets(s, state), state.version, wait_rules=wait)
+        _fail_if_retrying(s)
         return
     deployed: list[rules_delivery.Delivery] = []
     settle(
@@ -133,6 +135,15 @@ def follow_activation(s: Services, name: str, container_id: str, delivery: rules
     if activation.state == "deploying":
         s.out.warn(f"r{delivery.revision.number} is still deploying after {activation.seconds:.0f}s (the previous rules "
                    f"keep serving): `dokku powersync:status {name}` follows it")
+    if activation.state == "retrying":  # recorded and deploying, but not active: the operator acts
+        raise DomainError(rules_delivery.retrying_text(state, activation, delivery.revision))
+
+
+def _fail_if_retrying(s: Services) -> None:
+    """The publish deployed the rules, which the service keeps retrying: recorded and deploying,
+    but not active, so set-rules fails as when it deploys them itself (the publish stays settled)."""
+    if s.rules_retrying:
+        raise DomainError("The rules are recorded and deploying, but not active: the service keeps retrying them (above)")
 
 
 def _serving(state: InstanceState) -> str:

@@ -42,7 +42,9 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Activation:
-    state: str  # active | deploying (the wait ended first) | failed
+    # active | deploying (the wait ended first) | retrying (the service reports an error it
+    # retries) | failed (the revision no longer deploys: another deploy replaced it)
+    state: str
     seconds: float
     reason: str = ""
 
@@ -102,14 +104,21 @@ def deploy(s: Services, state: InstanceState, container_id: str, revision: Rules
 def follow(s: Services, state: InstanceState, container_id: str, delivery: Delivery) -> Activation:
     """Wait until the service serves `delivery`'s revision, reporting the reprocessing progress.
     The old rules keep serving until then. A fatal error the service reports for the deploying
-    rules, other than a table's (see _fatal_errors), ends the wait as `failed`; a wait longer than POWERSYNC_RULES_WAIT_TIMEOUT ends as
-    `deploying` (the service carries on; `status` follows it)."""
+    rules, other than a table's (see _fatal_errors), is one it retries: the real 1.25.0 retries a
+    failed replication every 30 s and never gives up, and keeps listing the error until a retry
+    copies rows, also after its cause is gone (tests/standin/README.md, "Slot errors"). So the
+    wait goes on, and ends as `retrying` only once the error has lasted
+    POWERSYNC_RULES_RETRY_WAIT (longer than one retry). A wait longer than
+    POWERSYNC_RULES_WAIT_TIMEOUT ends as `deploying` (the service carries on; `status` follows it).
+    Only a revision that no longer deploys (another deploy replaced it) has `failed`."""
     revision = delivery.revision
     timeout = settings.seconds("POWERSYNC_RULES_WAIT_TIMEOUT", 3600)
     interval = settings.seconds("POWERSYNC_RULES_PROGRESS_SECONDS", 5)
+    retry_wait = settings.seconds("POWERSYNC_RULES_RETRY_WAIT", 60)
     api = PowerSyncApi(s.docker, container_id, state.api_token)
     started = time.monotonic()
     last_report, reported, gone = started, "", False
+    erring_since: Optional[float] = None  # since when the deploying rules show an error
     try:
         while True:
             service = service_rules(s, state, container_id)
@@ -136,8 +145,14 @@ def follow(s: Services, state: InstanceState, container_id: str, delivery: Deliv
             gone = False
             diagnostics = api.diagnostics()
             fatal = _fatal_errors(diagnostics)
-            if fatal:
-                return Activation("failed", elapsed, _with_cause(s, container_id, fatal[0], delivery.started))
+            if not fatal:
+                erring_since = None
+            elif erring_since is None:
+                erring_since = time.monotonic()
+                s.out.step(f"The service reports an error for r{revision.number} and retries it: "
+                           f"{_with_cause(s, container_id, fatal[0], delivery.started, delivery.slot)}")
+            elif time.monotonic() - erring_since >= retry_wait:
+                return Activation("retrying", elapsed, _with_cause(s, container_id, fatal[0], delivery.started, delivery.slot))
             if elapsed >= timeout:
                 return Activation("deploying", elapsed)
             if time.monotonic() - last_report >= interval:
@@ -205,7 +220,20 @@ def ensure(s: Services, state: InstanceState, container_id: str, wait: bool = Tr
         s.observations.append(event)
     elif activation.state == "deploying":
         s.out.warn(f"r{revision.number} is still deploying after {activation.seconds:.0f}s: `dokku powersync:status {state.name}` follows it")
+    elif activation.state == "retrying":  # the publish itself is done: nothing to restore
+        s.rules_retrying = retrying_text(state, activation, revision)
+        s.out.warn(s.rules_retrying)
     return delivery
+
+
+def retrying_text(state: InstanceState, activation: Activation, revision: RulesRevision) -> str:
+    """The revision stays the journal's current one, deploying: the service activates it by itself
+    once the cause is gone, and `reconcile` records that."""
+    serving = f"r{state.rules_active}" if state.rules_active else "the previous rules"
+    return (f"r{revision.number} is deploying on {state.name}, but the service cannot replicate it yet and retries: "
+            f"{activation.reason}\n{serving} keeps serving; r{revision.number} activates once the cause is fixed "
+            f"(the service retries about every 30 s). `dokku powersync:status {state.name}` shows it, "
+            f"`dokku powersync:reconcile {state.name}` records it")
 
 
 def _superseded(service: ServiceRules, revision: RulesRevision) -> str:
@@ -228,11 +256,17 @@ def _slot(section: dict) -> str:
 # The line after a replication error that names what Postgres said (WalStream at v1.25.0):
 # `[slot] cause all replication slots are in use`; the diagnostics carry only
 # `[PSYNC_S1120] Postgres error while replicating`.
-_CAUSE = re.compile(r"\] cause (.+)$", re.MULTILINE)
+_CAUSE = re.compile(r"\[([^\]\s]+)\] cause (.+)$", re.MULTILINE)
+# The service logs the cause once per attempt, 30 s apart (and keeps listing the error between
+# attempts): a command that finds rules already deploying looks back over a few attempts.
+_CAUSE_LOOKBACK = 180
 
 
-def _with_cause(s: Services, container_id: str, message: str, since: float) -> str:
-    causes = _CAUSE.findall(readable_log(s.docker.logs_since(container_id, since)))
+def _with_cause(s: Services, container_id: str, message: str, since: float, slot: str = "") -> str:
+    """`message` with the cause the service last logged for `slot` (any slot when not known;
+    slot names are unique per rules version, so older lines of other versions do not match)."""
+    lines = _CAUSE.findall(readable_log(s.docker.logs_since(container_id, since - _CAUSE_LOOKBACK if slot else since)))
+    causes = [cause for logged, cause in lines if not slot or logged == slot]
     return f"{message} ({causes[-1].strip()})" if causes else message
 
 
@@ -242,12 +276,12 @@ def _fatal_messages(section: dict) -> list[str]:
 
 
 def _fatal_errors(diagnostics: Optional[dict]) -> list[str]:
-    """The deploying rules' fatal errors that keep them from activating.
+    """The deploying rules' fatal errors that keep them from activating for now.
 
     A table's own fatal error (outside the publication, no replication id, not readable) does not:
     the real 1.25.0 service copies the other tables and activates the rules, the error staying in
-    the active rules' diagnostics (observed on the image built from source). The others (the
-    replication's own, e.g. a slot it cannot create) end the wait as failed."""
+    the active rules' diagnostics (observed on the image built from source). The others are the
+    replication's own (e.g. a slot it cannot create), which the service retries (see follow)."""
     deploying = _section(diagnostics, "deploying_sync_rules")
     connections = [c for c in deploying.get("connections") or [] if isinstance(c, dict)]
     tables = [t for c in connections for t in c.get("tables") or [] if isinstance(t, dict)]

@@ -40,6 +40,9 @@ class Services:
     # observations made while applying a change, recorded after its outcome (pipeline.settle)
     observations: list = field(default_factory=list)
     waited: float = 0.0  # seconds spent waiting for readiness and stay-up (benchmarks subtract it)
+    # set by a publish whose rules the service keeps retrying (rules_delivery.ensure): what
+    # set-rules reports as its error once the publish is settled
+    rules_retrying: str = ""
     _journal: Optional[Journal] = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:

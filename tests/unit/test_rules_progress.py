@@ -49,3 +49,18 @@ def test_a_replication_error_is_named_with_the_cause_the_service_logged():
     message = "[PSYNC_S1120] Postgres error while replicating"
     assert _with_cause(services(logs), "c", message, 0.0) == f"{message} (all replication slots are in use)"
     assert _with_cause(services(""), "c", message, 0.0) == message
+
+
+def test_the_cause_is_the_one_logged_for_the_deploying_slot():
+    # A command that finds the rules already deploying looks back over earlier attempts (the
+    # service logs the cause once per attempt, 30 s apart): only the lines of that slot count.
+    from powersync_plugin.rules_delivery import _with_cause
+
+    asked = []
+    logs = ('{"level":"error","message":"[ps_2_abcd] cause all replication slots are in use"}\n'
+            '{"level":"error","message":"[ps_1_0000] cause connection reset"}\n')
+    s = SimpleNamespace(docker=SimpleNamespace(logs_since=lambda container_id, since: asked.append(since) or logs))
+    message = "[PSYNC_S1120] Postgres error while replicating"
+    assert _with_cause(s, "c", message, 1000.0, "ps_2_abcd") == f"{message} (all replication slots are in use)"
+    assert asked[-1] < 1000.0 - 60
+    assert _with_cause(s, "c", message, 1000.0, "ps_3_ffff") == message
