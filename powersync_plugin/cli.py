@@ -271,27 +271,25 @@ def token(name: str, subject: str, ttl: int, claims: tuple[str, ...]) -> None:
 
 @cli.command("status")
 @click.argument("name", required=False, metavar="[<name>]")
-@click.option("--all", "all_instances", is_flag=True, help="Every instance, one line each (running ones probed concurrently).")
+@click.option("--all", "all_instances", is_flag=True, help="Every instance, one line each (running ones as their latest health check saw them).")
 @format_option
 def status(name: Optional[str], all_instances: bool, output_format: str) -> None:
     """Readiness, image, drift, rules progress and replication slots of an instance.
 
     With --all instead of a name: one line per instance with its state,
     image version, rules revision and whether the service runs exactly
-    those rules (active, deploying, differs), readiness and replication lag.
+    those rules (active, deploying, differs), readiness and replication lag,
+    as the Docker engine's health check of each container last saw them
+    (every 30 s, POWERSYNC_HEALTH_INTERVAL; CHECKED says how long ago). An
+    instance not checked yet is probed live.
     """
     if all_instances == (name is not None):
         raise click.UsageError(f"Give an instance name, or --all: dokku {PLUGIN}:status <name> | --all")
     if all_instances:
         from powersync_plugin import status_all
 
-        rows = status_all.status_all(Context(json_output=output_format == "json").build())
-        if output_format == "json":
-            click.echo(json.dumps(rows, sort_keys=True))
-        elif not rows:
-            click.echo(" !     There are no PowerSync instances", err=True)
-        else:
-            _echo(status_all.lines(rows))
+        Context(json_output=output_format == "json")  # errors are redacted as every command's are
+        status_all.show(output_format)
         return
     from powersync_plugin import status as status_use_case
 

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 from urllib.parse import quote, urlsplit
 
 from powersync_plugin import settings
+from powersync_plugin.adapters import health_check
 from powersync_plugin.adapters.rules_check import RulesVerdict, run_rules_check
 from powersync_plugin.adapters.startup_checks import app_json
 from powersync_plugin.core.errors import DomainError
@@ -44,7 +45,15 @@ def build_context(cron: tuple = ()) -> dict[str, bytes]:
     Dokku's app.json cron entries (`compact-schedule`)."""
     checks = app_json()
     document = {**checks, "cron": list(cron)} if cron else checks
-    return {"app.json": (json.dumps(document, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes()}
+    return {"app.json": (json.dumps(document, indent=2) + "\n").encode(), "nginx.conf.sigil": NGINX_TEMPLATE.read_bytes(),
+            health_check.SCRIPT_NAME: health_check.SCRIPT.read_bytes()}
+
+
+def _health_instruction() -> str:
+    """The engine's health check (health_check.py), on the service's HTTP port."""
+    from powersync_plugin.core.config_render import HTTP_PORT  # only publishing needs it: reads stay light
+
+    return health_check.dockerfile_instruction(HTTP_PORT)
 
 
 class DockerUnavailable(DomainError):
@@ -160,6 +169,11 @@ class DockerEngine:
             return None
         return _view(attrs)
 
+    def health_report(self, container_id: str) -> Optional[health_check.HealthReport]:
+        """The engine's latest fresh health-check answer for a container, or None (health_check.py)."""
+        status, attrs = self._get(f"/containers/{quote(container_id)}/json")
+        return health_check.read_report(attrs) if status == 200 and isinstance(attrs, dict) else None
+
     def image(self, reference: str) -> Optional[ImageView]:
         """An image by reference or id, from the engine's image inspect over its socket (as the
         SDK's images.get asks it), or None when the engine has none: a publish that builds and
@@ -199,6 +213,7 @@ class DockerEngine:
             f'LABEL {LABEL_BASE_IMAGE}="{base_reference}" {LABEL_BASE_DIGEST}="{base.digest}" '
             f'{LABEL_BASE_VERSION}="{version}" {LABEL_DERIVED_TAG}="{tag}"\n'
             f"COPY {' '.join(build_context())} /app/\n"
+            f"{_health_instruction()}\n"
         )
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as archive:
@@ -314,7 +329,9 @@ class DockerEngine:
 
 def derived_tag(base: ImageView, version: str, cron: tuple = ()) -> str:
     """The tag of the derived image of `base` (what build_derived builds, and dry runs compare)."""
-    files = hashlib.sha256(json.dumps({k: hashlib.sha256(v).hexdigest() for k, v in build_context(cron).items()}).encode())
+    parts = {k: hashlib.sha256(v).hexdigest() for k, v in build_context(cron).items()}
+    parts["HEALTHCHECK"] = _health_instruction()  # another interval is another image
+    files = hashlib.sha256(json.dumps(parts).encode())
     return f"{DERIVED_REPOSITORY}:{version}-{base.digest.split(':', 1)[-1][:12]}-{files.hexdigest()[:8]}"
 
 

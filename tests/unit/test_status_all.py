@@ -34,8 +34,9 @@ class FakeDocker:
     """web_containers() and the in-container HTTP requests the probes make, with a delay so that
     overlapping requests can be counted."""
 
-    def __init__(self, containers, answers, delay=0.05):
+    def __init__(self, containers, answers, delay=0.05, reports=None):
         self.containers, self.answers, self.delay = containers, answers, delay
+        self.reports = reports or {}  # container id -> the engine's health-check report
         self.client = object()
         self.in_flight = self.most_in_flight = 0
         self.requests = []
@@ -43,6 +44,9 @@ class FakeDocker:
 
     def web_containers(self):
         return self.containers
+
+    def health_report(self, container_id):
+        return self.reports.get(container_id)
 
     def http(self, container_id, method, path, headers=None, body=None, timeout=5.0, **_):
         with self._lock:
@@ -169,12 +173,56 @@ def test_rules_on_service(payload, expected):
 def test_the_screen_is_one_aligned_line_per_instance():
     rows = [
         {**status_all._row({"name": "jeeves-powersync", "version": "1.25.0", "linked_backend": "jeeves", "rules_revision": "r12"}),
-         "state": "running", "rules_on_service": "active", "ready": True, "lag_bytes": 6536},
+         "state": "running", "rules_on_service": "active", "ready": True, "lag_bytes": 6536,
+         "checked_by": "health check", "checked_seconds_ago": 12},
         status_all._row({"name": "b", "version": "1.26.0", "linked_backend": "", "rules_revision": ""}),
     ]
     assert status_all.lines(rows) == [
         "=====> PowerSync instances: 2 (1 not deployed, 1 running)",
-        "NAME              STATE         IMAGE   RULES  ON SERVICE  READY  LAG     ERRORS",
-        "jeeves-powersync  running       1.25.0  r12    active      yes    6536 B  -",
-        "b                 not deployed  1.26.0  -      -           -      -       -",
+        "NAME              STATE         IMAGE   RULES  ON SERVICE  READY  LAG     ERRORS  CHECKED",
+        "jeeves-powersync  running       1.25.0  r12    active      yes    6536 B  -       12s ago",
+        "b                 not deployed  1.26.0  -      -           -      -       -       -",
     ]
+
+
+def hashed(payload):
+    """diagnostics() as the engine's health check reports it: the rules as their sha256."""
+    import hashlib
+
+    data = json.loads(json.dumps(payload))["data"]
+    for key in ("active_sync_rules", "deploying_sync_rules"):
+        if data[key] is not None:
+            data[key]["content_sha256"] = hashlib.sha256(data[key].pop("content").encode()).hexdigest()
+    return data
+
+
+def test_instances_with_a_fresh_health_check_are_not_probed_live(journal):
+    from powersync_plugin.adapters.health_check import HealthReport
+
+    for name in ("checked", "reprocessing", "unready", "fresh-start"):
+        add_instance(journal, name, RULES, linked=True)
+    containers = {name: ListedContainer(f"id-{name}", "img", True) for name in ("checked", "reprocessing", "unready", "fresh-start")}
+    reports = {
+        "id-checked": HealthReport(True, hashed(diagnostics(active=RULES, lag=9)), "t", 12.4),
+        "id-reprocessing": HealthReport(True, hashed(diagnostics(active=OTHER, deploying=RULES)), "t", 3.0),
+        "id-unready": HealthReport(False, None, "t", 40.0),
+    }
+    answers = {"id-fresh-start": {"diagnostics": diagnostics(active=RULES, lag=5)}}
+    rows, docker = run(journal, containers, answers, reports=reports)
+    picked = {name: (row["ready"], row["rules_on_service"], row["lag_bytes"], row["checked_by"], row["checked_seconds_ago"])
+              for name, row in rows.items()}
+    assert picked == {
+        "checked": (True, "active", 9, "health check", 12),
+        "reprocessing": (True, "deploying", 42, "health check", 3),
+        "unready": (False, "unknown", None, "health check", 40),
+        "fresh-start": (True, "active", 5, "live probe", 0),  # no report yet: probed live, just now
+    }
+    assert {request[0] for request in docker.requests} == {"id-fresh-start"}
+
+
+@pytest.mark.parametrize("section, expected", [
+    ({"content_sha256": __import__("hashlib").sha256(RULES.encode()).hexdigest()}, "active"),
+    ({"content_sha256": __import__("hashlib").sha256(OTHER.encode()).hexdigest()}, "differs"),
+])
+def test_rules_on_service_from_a_digest(section, expected):
+    assert status_all.rules_on_service({"active_sync_rules": section}, RULES) == expected
