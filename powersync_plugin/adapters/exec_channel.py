@@ -16,7 +16,6 @@ command line, which every user sees in `ps`, is the fixed script below.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import struct
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from powersync_plugin import settings
-from powersync_plugin.adapters.docker_socket import UnixConnection, engine_socket
+from powersync_plugin.adapters.docker_socket import engine_request, engine_socket
 
 # Runs inside the instance container: one JSON request per stdin line, one JSON answer per stdout
 # line, in order. Node's `http` module, not `fetch`: fetch's first use loads undici, about 120 ms
@@ -223,19 +222,14 @@ class ChannelPool:
 
 
 def _api(socket_path: str, method: str, path: str, body: dict) -> dict:
-    connection = UnixConnection(socket_path, timeout=_engine_timeout())
     try:
-        connection.request(method, path, json.dumps(body), {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        payload = response.read()
-    except (OSError, http.client.HTTPException) as exc:
+        status, payload = engine_request(method, path, json.dumps(body).encode(), socket_path, _engine_timeout())
+    except OSError as exc:
         raise ChannelClosed(f"Docker unreachable: {exc}") from None
-    finally:
-        connection.close()
-    if response.status >= 300:
+    if status >= 300:
         try:
             message = json.loads(payload).get("message", "")
         except ValueError:
             message = payload.decode(errors="replace")
-        raise ChannelClosed(message or f"HTTP {response.status}")
+        raise ChannelClosed(message or f"HTTP {status}")
     return json.loads(payload)
