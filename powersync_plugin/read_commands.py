@@ -2,7 +2,7 @@
 
 Importing click and building every command costs about half of a read command's process (README:
 Performance). So `plain_call` recognises the common argv of `list`, `info`, `exists`, `linked`,
-`links`, `app-links` and `history` and runs the same body the click command runs; anything else
+`links`, `app-links`, `history` and `status --all` and runs the same body the click command runs; anything else
 (help, a typo, a bad value, a repeated option, `--show`/`--diff`) returns None and goes to click,
 which stays the one definition of usage and of every error message. tests/unit/test_read_commands.py
 checks that each option here is the click command's and that both parse every argv alike.
@@ -104,6 +104,12 @@ def history(
     _echo(text_views.history_lines(name, rows))
 
 
+def status_all(name: Optional[str], all_instances: bool, output_format: str) -> None:
+    from powersync_plugin import status_all as screen
+
+    screen.show(output_format)
+
+
 def _positive_int(text: str) -> Optional[int]:
     try:
         value = int(text)  # as click's IntRange(min=1) converts it
@@ -134,7 +140,13 @@ PLAIN_FORMS: dict[str, tuple[Callable, tuple[str, ...], dict, dict]] = {
         {**_FORMAT, "--rules": ("rules_only", True), "--all": ("show_all", True), "--limit": ("limit", _positive_int)},
         {"rules_only": False, "limit": None, "show_all": False, "show": None, "diff": None, "output_format": "stdout"},
     ),
+    "status": (status_all, ("name",), {**_FORMAT, "--all": ("all_instances", True)},
+               {"all_instances": False, "output_format": "stdout"}),
 }
+# Arguments a command may go without (click's default for them: None), and the only parameters a
+# plain form accepts: `status NAME` (the live view) and a bare `status` (a usage error) go to click.
+OPTIONAL_ARGUMENTS = {"status": ("name",)}
+PLAIN_ONLY: dict[str, Callable[[dict], bool]] = {"status": lambda params: params["all_instances"] and params["name"] is None}
 
 
 def plain_params(command: str, args: list[str]) -> Optional[dict]:
@@ -166,10 +178,12 @@ def plain_params(command: str, args: list[str]) -> Optional[dict]:
         if value is None:
             return None
         params[dest] = value
-    if len(positionals) != len(names):
+    optional = OPTIONAL_ARGUMENTS.get(command, ())
+    if not len(names) - len(optional) <= len(positionals) <= len(names):
         return None
+    params.update(dict.fromkeys(names))
     params.update(zip(names, positionals))
-    return params
+    return params if PLAIN_ONLY.get(command, lambda _: True)(params) else None
 
 
 def plain_call(args: list[str]) -> Optional[Callable[[], None]]:

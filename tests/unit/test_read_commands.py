@@ -50,7 +50,9 @@ CORPUS = [
     ["history", "ps1", "--limit", "x"], ["history", "ps1", "--all", "--rules", "--format", "json"],
     ["history", "--limit", "2", "ps1"], ["history", "ps1", "--rules", "--rules"], ["history", "ps1", "--show", "2"],
     ["history", "ps1", "--diff", "r1..r2"], ["history", "ps1", "--rules=1"],
-    ["status", "ps1"], ["set-rules", "ps1"], ["help"],
+    ["status", "ps1"], ["status", "--all"], ["status", "--all", "--format", "json"], ["status", "--format=json", "--all"],
+    ["status"], ["status", "ps1", "--all"], ["status", "--all", "--all"], ["status", "--all", "ps1", "ps2"],
+    ["set-rules", "ps1"], ["help"],
 ]
 
 
@@ -74,6 +76,7 @@ def test_the_common_forms_are_plain_and_odd_ones_go_to_click():
         ["history", "ps1"], ["history", "ps1", "--rules"], ["history", "ps1", "--limit", "3"],
         ["history", "ps1", "--limit=03"], ["history", "ps1", "--all", "--rules", "--format", "json"],
         ["history", "--limit", "2", "ps1"],
+        ["status", "--all"], ["status", "--all", "--format", "json"], ["status", "--format=json", "--all"],
     ]
 
 
@@ -133,3 +136,40 @@ def test_what_is_not_plain_still_gets_clicks_answer(journal):
     assert result.returncode == 2
     assert result.stderr.startswith(" !     Invalid value for '--limit': 0 is not in the range x>=1.\n")
     assert "'click'" in result.stderr.rsplit("loaded: ", 1)[1]
+
+
+def test_status_all_on_the_plain_path_prints_what_click_prints_without_click(journal, tmp_path, monkeypatch):
+    """Against an engine socket that answers an empty container listing: ps1 is linked, so its
+    container is missing."""
+    import json as json_module
+    import socket
+    import threading
+
+    engine = tmp_path / "engine.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(engine))
+    server.listen(8)
+
+    def serve():
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n[]")
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{engine}")
+    try:
+        for argv in (["powersync:status", "--all"], ["powersync:status", "--all", "--format", "json"]):
+            result = _plugin(argv, journal, probe=True)
+            assert result.returncode == 0, result.stderr
+            assert "'click'" not in result.stderr.rsplit("loaded: ", 1)[1]
+            via_click = CliRunner().invoke(cli, [argv[0].split(":", 1)[1], *argv[1:]], catch_exceptions=False)
+            assert (via_click.exit_code, result.stdout) == (0, via_click.stdout)
+        rows = json_module.loads(result.stdout)
+        assert [(row["name"], row["state"]) for row in rows] == [("ps1", "missing")]
+    finally:
+        server.close()
