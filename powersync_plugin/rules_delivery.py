@@ -156,7 +156,9 @@ def follow(s: Services, state: InstanceState, container_id: str, delivery: Deliv
             if elapsed >= timeout:
                 return Activation("deploying", elapsed)
             if time.monotonic() - last_report >= interval:
-                line = progress_line(s, container_id, diagnostics, delivery.started, elapsed)
+                line = (f"waiting for the service's next attempt at r{revision.number}: {elapsed:.0f}s elapsed; "
+                        "the previous rules keep serving") if fatal else \
+                    progress_line(s, container_id, diagnostics, delivery.started, elapsed)
                 if line != reported:
                     s.out.step(line)
                     reported = line

@@ -73,6 +73,10 @@ def test_an_error_the_service_retries_then_clears_ends_active(monkeypatch):
     assert activation.state == "active"
     assert any("The service reports an error for r2 and retries it: [PSYNC_S1120] Postgres error while replicating "
                "(all replication slots are in use)" in line for line in lines)
+    # while the error is listed nothing replicates: the progress lines say so
+    waiting = [line for line in lines if line.startswith("waiting for the service's next attempt at r2: ")]
+    assert waiting and all("the previous rules keep serving" in line for line in waiting)
+    assert not any(line.startswith("reprocessing:") for line in lines[:lines.index(waiting[-1])])
 
 
 def test_an_error_lasting_longer_than_the_retry_wait_ends_as_retrying_not_failed(monkeypatch):
