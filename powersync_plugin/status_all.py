@@ -15,14 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
 from powersync_plugin import read_side, settings
 from powersync_plugin.adapters.docker_engine import DockerEngine
 from powersync_plugin.adapters.journal import Journal
-from powersync_plugin.adapters.powersync_api import PowerSyncApi, summarize_diagnostics
+from powersync_plugin.adapters.powersync_api import summarize_diagnostics
 from powersync_plugin.core.projector import project
 
 # Whether the journal's current rules are the ones the service runs (ON SERVICE column).
@@ -99,8 +99,18 @@ def _row(listed: dict) -> dict:
 
 def _read_health_checks(s: HostReads, running: list[tuple[dict, str]]) -> list[tuple[dict, str]]:
     """Fill the rows the engine's health check answers; return the others, to probe live."""
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="health") as pool:
-        reports = list(pool.map(lambda item: s.docker.health_report(item[1]), running))
+    # One inspect per instance, all at once: a few milliseconds each, waiting on the engine.
+    # Plain threads: concurrent.futures (and the logging it imports) cost more than the wait.
+    reports: list = [None] * len(running)
+
+    def read(index: int) -> None:
+        reports[index] = s.docker.health_report(running[index][1])
+
+    threads = [threading.Thread(target=read, args=(index,)) for index in range(len(running))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     unreported = []
     for (row, container_id), report in zip(running, reports):
         if report is None:
@@ -118,6 +128,10 @@ def _current_content(s: HostReads, name: str) -> Optional[str]:
 
 
 def _probe(s: HostReads, running: list[tuple[dict, str]]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from powersync_plugin.adapters.powersync_api import PowerSyncApi
+
     apis = []
     for row, container_id in running:
         state = project(row["name"], s.journal.load(row["name"]))

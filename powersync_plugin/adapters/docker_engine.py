@@ -9,10 +9,8 @@ parser in a one-off container (check_rules).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +213,9 @@ class DockerEngine:
             f"COPY {' '.join(build_context())} /app/\n"
             f"{_health_instruction()}\n"
         )
+        import io
+        import tarfile  # only a build needs them: reads (status --all, info) import this module too
+
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as archive:
             for name, raw in {"Dockerfile": dockerfile.encode(), **build_context(cron)}.items():
