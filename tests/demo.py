@@ -69,6 +69,7 @@ def main() -> None:
         print(container.exec_run(["node", "-e", script, token]).output.decode().rstrip())
         show(h, "powersync:set-rules", "demo-powersync", input=RULES + "  # a comment is a change\n")
         show(h, "postgres:connect", "demo-db", input="SELECT slot_name FROM pg_replication_slots;\n")
+        show(h, "powersync:status", "--all")  # every instance on the host at a glance
         show(h, "powersync:unlink", "demo-powersync", "demo")
         show(h, "postgres:connect", "demo-db", input="SELECT count(*) AS slots_left FROM pg_replication_slots;\n")
         show(h, "powersync:destroy", "demo-powersync", "--force")
