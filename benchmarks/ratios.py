@@ -11,7 +11,8 @@ the Dokku apps of the instances created). Target: each at most 2x `apps:list`.
 Restarts: median of `dokku ps:restart` of a linked instance (the stand-in image, a dokku-postgres
 source) against `powersync:set-rules` with a real change, `powersync:rotate` after the backend's
 SECRET_KEY changed and `powersync:upgrade` (alternating 1.26.0 / 1.25.0, derived images built
-once, on the first two runs). Targets: set-rules 0.2x, the others 1.1x. `ps:restart` runs the
+once, on the first two runs) and `powersync:set NAME log-level` (alternating debug / info: a
+setting republished with a restart). Targets: set-rules 0.2x, the others 1.1x. `ps:restart` runs the
 same startup checks (Dokku keeps the app.json of the deployed image), stay-up window included.
 Dispatcher: how much the harness's Python `dokku` adds before any command runs (`dokku version`
 `dokku apps:exists no-such-app`, its cheapest command, against a bare start of the same
@@ -140,7 +141,7 @@ def restarts(h, runs: int) -> dict:
     # rotate must have something to rotate: the backend's SECRET_KEY changes before each run
     # (untimed; auto-rotate off, so that change only marks the instance stale).
     wall(h, "powersync:set", name, "auto-rotate", "false")
-    figures = {"ps:restart": [], "set-rules": [], "rotate": [], "upgrade": []}
+    figures = {"ps:restart": [], "set-rules": [], "rotate": [], "upgrade": [], "set": []}
     for run in range(runs):
         figures["ps:restart"].append(wall(h, "ps:restart", name))
         figures["set-rules"].append(wall(h, "powersync:set-rules", name, input=RULES.format(run)))
@@ -148,6 +149,8 @@ def restarts(h, runs: int) -> dict:
         figures["rotate"].append(wall(h, "powersync:rotate", name))
         target = ["--image-version", "1.26.0"] if run % 2 == 0 else ["--image-version", "1.25.0", "--force"]
         figures["upgrade"].append(wall(h, "powersync:upgrade", name, *target))
+        # a setting that shapes the service's config: republished with a restart
+        figures["set"].append(wall(h, "powersync:set", name, "log-level", "debug" if run % 2 == 0 else "info"))
     return {key: median(values) for key, values in figures.items()}
 
 
@@ -182,11 +185,11 @@ def main() -> None:
             figures = restarts(h, options.restart_runs)
             base = figures["ps:restart"]
             print(f"\n{'command':<12}{'median':>9}{'ratio':>7}   (medians of {options.restart_runs}; "
-                  "ratio = / ps:restart; targets set-rules <= 0.20, rotate/upgrade <= 1.10)")
+                  "ratio = / ps:restart; targets set-rules <= 0.20, rotate/upgrade/set <= 1.10)")
             for name, value in figures.items():
                 print(f"{name:<12}{value:>8.2f}s{value / base:>7.2f}")
-            summary.append("set-rules {:.2f}x rotate {:.2f}x upgrade {:.2f}x ps:restart ({:.1f}s)".format(
-                figures["set-rules"] / base, figures["rotate"] / base, figures["upgrade"] / base, base))
+            summary.append("set-rules {:.2f}x rotate {:.2f}x upgrade {:.2f}x set {:.2f}x ps:restart ({:.1f}s)".format(
+                figures["set-rules"] / base, figures["rotate"] / base, figures["upgrade"] / base, figures["set"] / base, base))
     finally:
         h.cleanup()
     print("ratios: " + ", ".join(summary))
