@@ -2,18 +2,20 @@
 of `info` and `history` (secrets masked), all folded from the journal."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from powersync_plugin.core import config_render, service_settings
 from powersync_plugin.core import events as ev
-from powersync_plugin.core.state import InstanceState
 from powersync_plugin.redact import MASK, mask_config_secrets
+
+if TYPE_CHECKING:  # `history` folds no state: it reads events only, and starts without these
+    from powersync_plugin.core.state import InstanceState
 
 
 def info_fields(state: InstanceState, status: str) -> dict[str, str]:
     """`info` keys, in Dokku's order of importance; secrets masked."""
+    from powersync_plugin.core import config_render, service_settings
+
     link = state.link
     rules = state.current_rules
     return {
@@ -222,6 +224,8 @@ def _describe(event: ev.StoredEvent) -> str:
 
 
 def rules_diff(before: str, after: str, before_label: str, after_label: str) -> list[str]:
+    import difflib
+
     return [
         line.rstrip("\n")
         for line in difflib.unified_diff(
