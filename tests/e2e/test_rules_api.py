@@ -120,16 +120,22 @@ def test_an_instance_with_rules_in_its_config_moves_over_with_one_restart_and_no
     assert container_start(name) == started and current(h, name)["current"]["content"] == RULES_2
 
 
-def slow_snapshot_instance(h, service: str) -> str:
-    """An instance with RULES linked to a new backend on `service`, whose stand-in copies 4,000
-    rows a second (10,000 per chunk): a reprocessing change deploys for some seconds."""
+def linked_standin(h, service: str, knob: str) -> str:
+    """An instance with RULES linked to a new backend on `service`, its stand-in given `knob`
+    (NAME=VALUE, one of the stand-in's test knobs) before it first starts."""
     backend = make_backend(h, service)
     name = create_instance(h)
-    assert h.run("config:set", "--no-restart", name, "POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND=4000").returncode == 0
+    assert h.run("config:set", "--no-restart", name, knob).returncode == 0
     assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
     linked = h.run("powersync:link", name, backend.app)
     assert linked.returncode == 0, linked.stdout + linked.stderr
     return name
+
+
+def slow_snapshot_instance(h, service: str) -> str:
+    """Its stand-in copies 4,000 rows a second (10,000 per chunk): a reprocessing change deploys
+    for some seconds."""
+    return linked_standin(h, service, "POWERSYNC_STANDIN_SNAPSHOT_ROWS_PER_SECOND=4000")
 
 
 def test_a_reprocessing_change_reports_progress_and_no_wait_leaves_it_to_status(harness):
@@ -191,12 +197,7 @@ def test_rules_the_service_retries_stay_deploying_and_activate_once_the_slot_is_
     # reconcile does not fail on the error while it lasts, and records r2 active once it is gone.
     h = harness
     service = make_source(h)
-    backend = make_backend(h, service)
-    name = create_instance(h)
-    assert h.run("config:set", "--no-restart", name, "POWERSYNC_STANDIN_RETRY_SECONDS=8").returncode == 0
-    assert h.run("powersync:set-rules", name, input=RULES).returncode == 0
-    linked = h.run("powersync:link", name, backend.app)
-    assert linked.returncode == 0, linked.stdout + linked.stderr
+    name = linked_standin(h, service, "POWERSYNC_STANDIN_RETRY_SECONDS=8")
     fill = ("SELECT pg_create_logical_replication_slot('filler_' || g, 'pgoutput') FROM generate_series(1, "
             "(SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots)::int) g;\n")
     assert h.run("postgres:connect", service, input=fill).returncode == 0
